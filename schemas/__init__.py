@@ -1,0 +1,35 @@
+"""The one definition of every message, subject, stream and bucket Spectare uses."""
+
+from .messages import (
+    AudioTrack,
+    CameraConfig,
+    Detection,
+    Gap,
+    Keyframe,
+    Message,
+    Packet,
+    Segment,
+    StreamInfo,
+    VideoTrack,
+    decode_one_of,
+)
+from .names import Names, ParsedSubject, SubjectKind, camera_name, label_token
+
+__all__ = [
+    "AudioTrack",
+    "CameraConfig",
+    "Detection",
+    "Gap",
+    "Keyframe",
+    "Message",
+    "Names",
+    "Packet",
+    "ParsedSubject",
+    "Segment",
+    "StreamInfo",
+    "SubjectKind",
+    "VideoTrack",
+    "camera_name",
+    "decode_one_of",
+    "label_token",
+]

@@ -1,0 +1,237 @@
+"""Every message that travels between services: typed, versioned, msgpack on the wire.
+
+Each message encodes as a msgpack map with two envelope keys, `kind` and `v`, beside its fields.
+`decode` checks the kind, refuses versions it does not understand, and validates every field;
+anything wrong raises SchemaError with one line saying what. Fields unknown to this version are
+ignored, so a newer producer can add optional fields without breaking older consumers; a change
+that older consumers cannot ignore bumps `VERSION`.
+"""
+
+from typing import Annotated, ClassVar, Literal, Self, TypeVar
+
+import msgpack
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from spectare.core.errors import SchemaError
+
+from .names import camera_name, label_token
+
+Camera = Annotated[str, Field(description="camera name (a subject token)")]
+NonNegInt = Annotated[int, Field(ge=0)]
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+TimeBase = tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]]
+
+
+class Message(BaseModel):
+    """Base of all messages. Subclasses set KIND and VERSION."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+    KIND: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+
+    @field_validator("camera", check_fields=False)
+    @classmethod
+    def _valid_camera(cls, value: str) -> str:
+        return camera_name(value)
+
+    def encode(self) -> bytes:
+        body = self.model_dump(mode="python")
+        return msgpack.packb({"kind": self.KIND, "v": self.VERSION, **body}, use_bin_type=True)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        return cls.from_map(_unpack(data))
+
+    @classmethod
+    def from_map(cls, raw: dict) -> Self:
+        kind, version = raw.get("kind"), raw.get("v")
+        if kind != cls.KIND:
+            raise SchemaError(f"expected a {cls.KIND} message, got kind {kind!r}")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise SchemaError(f"{cls.KIND} message without an integer version")
+        if version != cls.VERSION:
+            newer = "newer" if version > cls.VERSION else "older"
+            raise SchemaError(
+                f"{cls.KIND} message v{version} is {newer} than this Spectare understands (v{cls.VERSION})"
+            )
+        return cls.create(**{k: v for k, v in raw.items() if k not in ("kind", "v")})
+
+    @classmethod
+    def create(cls, **fields: object) -> Self:
+        """Build and validate a message; raise SchemaError naming the first bad field (never its value,
+        which may hold a camera password)."""
+        try:
+            return cls.model_validate(fields)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "message"
+            raise SchemaError(
+                f"invalid {cls.KIND} v{cls.VERSION}: {where}: {first['msg']} ({exc.error_count()} error(s))"
+            ) from None
+
+
+M = TypeVar("M", bound=Message)
+
+
+def _unpack(data: bytes) -> dict:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise SchemaError(f"expected bytes, got {type(data).__name__}")
+    try:
+        raw = msgpack.unpackb(data, raw=False, use_list=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types on garbage
+        raise SchemaError(f"not a msgpack message ({type(exc).__name__}: {exc})") from None
+    if not isinstance(raw, dict):
+        raise SchemaError(f"expected a msgpack map, got {type(raw).__name__}")
+    return raw
+
+
+def decode_one_of(data: bytes, *types: type[M]) -> M:
+    """Decode a message that may be any of `types` (e.g. a Segment or a Gap on footage.<cam>)."""
+    raw = _unpack(data)
+    for t in types:
+        if raw.get("kind") == t.KIND:
+            return t.from_map(raw)
+    kinds = ", ".join(t.KIND for t in types)
+    raise SchemaError(f"expected one of {kinds}, got kind {raw.get('kind')!r}")
+
+
+class VideoTrack(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+    codec: str = Field(description="FFmpeg codec name, e.g. h264, hevc")
+    width: Annotated[int, Field(gt=0, le=16384)]
+    height: Annotated[int, Field(gt=0, le=16384)]
+    time_base: TimeBase = Field(description="(numerator, denominator) of packet pts/dts/duration")
+    extradata: bytes = Field(default=b"", description="codec parameters as the demuxer gave them")
+    fps: Annotated[float, Field(ge=0)] | None = Field(default=None, description="nominal frame rate")
+
+
+class AudioTrack(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+    codec: str
+    sample_rate: Annotated[int, Field(gt=0)]
+    channels: Annotated[int, Field(gt=0, le=64)]
+    time_base: TimeBase
+    extradata: bytes = b""
+
+
+class StreamInfo(Message):
+    """What a camera sends in one session; published first on every (re)connect."""
+
+    KIND: ClassVar[str] = "stream_info"
+    camera: Camera
+    session: str = Field(min_length=1, max_length=64, description="one RTSP connection; the fencing token")
+    started_at: float = Field(description="wall clock (Unix seconds) the session's time is anchored to")
+    video: VideoTrack
+    audio: AudioTrack | None = None
+
+
+class Packet(Message):
+    """One encoded packet, as demuxed (never decoded)."""
+
+    KIND: ClassVar[str] = "packet"
+    camera: Camera
+    session: str = Field(min_length=1, max_length=64)
+    seq: NonNegInt = Field(description="position in the session, from 0, no holes")
+    track: Literal["video", "audio"] = "video"
+    pts: int | None
+    dts: int | None
+    duration: NonNegInt = 0
+    keyframe: bool
+    wall_time: float = Field(description="session anchor advanced by pts (Unix seconds)")
+    data: bytes
+
+
+class Keyframe(Message):
+    """A video keyframe that decodes on its own: it carries the codec parameters."""
+
+    KIND: ClassVar[str] = "keyframe"
+    camera: Camera
+    session: str = Field(min_length=1, max_length=64)
+    seq: NonNegInt
+    wall_time: float
+    codec: str
+    width: Annotated[int, Field(gt=0, le=16384)]
+    height: Annotated[int, Field(gt=0, le=16384)]
+    extradata: bytes = b""
+    data: bytes
+
+
+class Segment(Message):
+    """One MP4 chunk stored in S3."""
+
+    KIND: ClassVar[str] = "segment"
+    camera: Camera
+    bucket: str
+    key: str
+    session: str
+    first_seq: NonNegInt
+    last_seq: NonNegInt
+    start: float = Field(description="wall time of the first frame (Unix seconds)")
+    end: float = Field(description="wall time the last frame ends (Unix seconds)")
+    frames: NonNegInt
+    bytes: NonNegInt
+    codec: str
+    width: Annotated[int, Field(gt=0)]
+    height: Annotated[int, Field(gt=0)]
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+class Gap(Message):
+    """A stretch with no footage, announced explicitly (camera down, reconnect, failover)."""
+
+    KIND: ClassVar[str] = "gap"
+    camera: Camera
+    start: float
+    end: float | None = Field(default=None, description="None while the camera is still away")
+    reason: str = Field(max_length=200)
+    session: str | None = None
+
+
+class Detection(Message):
+    """One object found on one keyframe."""
+
+    KIND: ClassVar[str] = "detection"
+    camera: Camera
+    time: float = Field(description="wall time of the keyframe (Unix seconds)")
+    label: str
+    class_id: NonNegInt
+    score: Unit
+    box: tuple[Unit, Unit, Unit, Unit] = Field(description="x1, y1, x2, y2 normalised to 0..1")
+    model: str
+    session: str
+    seq: NonNegInt
+    snapshot_key: str | None = None
+
+    @field_validator("label")
+    @classmethod
+    def _label_token(cls, value: str) -> str:
+        return label_token(value)
+
+
+class CameraConfig(Message):
+    """A registered camera, as stored in the `cameras` KV bucket (URL with its credentials)."""
+
+    KIND: ClassVar[str] = "camera"
+    name: str
+    url: str = Field(min_length=1, max_length=2048, description="RTSP URL, credentials included")
+    friendly_name: str = Field(default="", max_length=200)
+    detect: bool = True
+    segment_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        return camera_name(value)
+
+    @field_validator("url")
+    @classmethod
+    def _rtsp_url(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in ("rtsp", "rtsps", "rtmp", "http", "https", "file"):
+            raise ValueError("URL must start with rtsp://, rtsps://, rtmp://, http(s):// or file://")
+        return value

@@ -1,0 +1,1 @@
+"""The indexer service (arrives with its own issue)."""

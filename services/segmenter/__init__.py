@@ -1,0 +1,1 @@
+"""The segmenter service (arrives with its own issue)."""

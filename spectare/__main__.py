@@ -1,0 +1,3 @@
+from spectare.cli import main
+
+main()

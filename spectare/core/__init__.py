@@ -1,0 +1,1 @@
+"""Code every service needs once: settings, bus connection, object store, logging, health, errors."""

@@ -1,0 +1,177 @@
+"""The NATS connection every service and CLI command uses, and the JetStream topology it needs.
+
+`connect` fails fast with one line naming the endpoint when NATS is unreachable at start; once
+connected, the client reconnects forever (a service outlives NATS restarts). `ensure_topology`
+creates or updates every stream and KV bucket idempotently, so any service may call it at start.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BucketNotFoundError, NotFoundError
+
+from spectare.core.config import Settings
+from spectare.core.errors import UnreachableError
+from spectare.core.redact import redact
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # a 4K keyframe fits; the local server's max_payload matches
+LEASE_TTL_S = 15.0
+
+
+async def connect(settings: Settings, name: str) -> NATS:
+    """Connect to NATS or raise UnreachableError naming the endpoint within nats.connect_timeout."""
+    endpoint = redact(settings.nats.url)
+    first_error: list[BaseException] = []
+    client: list[NATS] = []
+
+    async def on_error(exc: Exception) -> None:
+        # The client retries forever; say once that it is struggling, not once per attempt. Before the
+        # first connection the caller reports the failure itself, as one line.
+        if not first_error:
+            first_error.append(exc)
+            if client:
+                log.warning("NATS %s: %s", endpoint, exc or type(exc).__name__)
+
+    async def on_disconnect() -> None:
+        if client and not (client[0].is_closed or client[0].is_draining):  # not our own close()
+            log.warning("NATS %s: disconnected, reconnecting", endpoint)
+
+    async def on_reconnect() -> None:
+        first_error.clear()
+        log.info("NATS %s: reconnected", endpoint)
+
+    options: dict = {
+        "servers": settings.nats.servers,
+        "name": f"spectare-{name}",
+        "connect_timeout": min(settings.nats.connect_timeout, 2.0),
+        "allow_reconnect": True,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 1.0,
+        "error_cb": on_error,
+        "disconnected_cb": on_disconnect,
+        "reconnected_cb": on_reconnect,
+    }
+    if settings.nats.user:
+        options["user"] = settings.nats.user
+    if settings.nats.password:
+        options["password"] = settings.nats.password.get_secret_value()
+    if settings.nats.token:
+        options["token"] = settings.nats.token.get_secret_value()
+    if settings.nats.creds_file:
+        options["user_credentials"] = str(settings.nats.creds_file)
+    try:
+        nc = await asyncio.wait_for(nats.connect(**options), timeout=settings.nats.connect_timeout)
+        client.append(nc)
+        return nc
+    except (TimeoutError, OSError, nats.errors.Error) as exc:
+        cause = first_error[0] if first_error else exc
+        detail = str(cause) or type(cause).__name__
+        raise UnreachableError(f"NATS at {endpoint} is unreachable: {detail}") from None
+
+
+@contextlib.asynccontextmanager
+async def connected(settings: Settings, name: str) -> AsyncIterator[NATS]:
+    """`async with connected(settings, "cli") as nc:` drains the connection on the way out."""
+    nc = await connect(settings, name)
+    try:
+        yield nc
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(nc.drain(), timeout=5)
+
+
+def stream_configs(settings: Settings) -> list[StreamConfig]:
+    """The four streams of DESIGN section 2, from settings."""
+    names, limits = settings.names, settings.streams
+    common = {
+        "retention": RetentionPolicy.LIMITS,
+        "storage": StorageType.FILE,
+        "discard": DiscardPolicy.OLD,
+        "num_replicas": limits.replicas,
+        "max_msg_size": MAX_MESSAGE_BYTES,
+        "duplicate_window": 120.0,
+    }
+    return [
+        StreamConfig(
+            name=names.media_stream,
+            subjects=[names.info("*"), names.packets("*")],
+            max_age=float(limits.media_max_age_s),
+            description="every encoded packet and stream info, per camera: the recording buffer",
+            **common,
+        ),
+        StreamConfig(
+            name=names.keyframes_stream,
+            subjects=[names.keyframes("*")],
+            max_age=float(limits.keyframes_max_age_s),
+            max_msgs_per_subject=64,
+            description="self-contained keyframes for detectors",
+            **common,
+        ),
+        StreamConfig(
+            name=names.footage_stream,
+            subjects=[names.footage("*")],
+            description="every stored chunk and gap: the log the index is rebuilt from",
+            **common,
+        ),
+        StreamConfig(
+            name=names.detections_stream,
+            subjects=[names.detections("*", "*")],
+            max_age=float(limits.detections_max_age_s),
+            description="detections, per camera and label: what alert consumers subscribe to",
+            **common,
+        ),
+    ]
+
+
+def kv_configs(settings: Settings) -> list[KeyValueConfig]:
+    names = settings.names
+    return [
+        KeyValueConfig(
+            bucket=names.cameras_bucket,
+            description="camera registry: name -> CameraConfig",
+            history=5,
+            storage=StorageType.FILE,
+            replicas=settings.streams.replicas,
+        ),
+        KeyValueConfig(
+            bucket=names.leases_bucket,
+            description="camera -> worker assignment; an unrenewed lease expires",
+            history=1,
+            ttl=LEASE_TTL_S,
+            storage=StorageType.FILE,
+            replicas=settings.streams.replicas,
+        ),
+    ]
+
+
+async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
+    """Create every stream and KV bucket, or update it to the wanted config. Safe to run concurrently."""
+    for config in stream_configs(settings):
+        try:
+            await js.stream_info(config.name)
+        except NotFoundError:
+            try:
+                await js.add_stream(config)
+                continue
+            except nats.js.errors.BadRequestError:
+                pass  # created by a concurrent caller in between: update it below
+        await js.update_stream(config)
+    for kv in kv_configs(settings):
+        try:
+            await js.key_value(kv.bucket)
+        except BucketNotFoundError:
+            await js.create_key_value(kv)

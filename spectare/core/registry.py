@@ -1,0 +1,109 @@
+"""The camera registry: CameraConfig per camera in the KV bucket `cameras`.
+
+URLs are stored with their credentials (ingest needs them) and leave this module only through
+`CameraConfig`; everything that prints one goes through `spectare.core.redact`.
+"""
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.kv import KeyValue
+
+from spectare.core.bus import ensure_topology
+from spectare.core.config import Settings
+from spectare.core.errors import CameraExists, CameraNotFound, SchemaError
+from spectare.schemas import CameraConfig, camera_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CameraChange:
+    """One registry change seen by a watcher: `config` is None when the camera was removed."""
+
+    name: str
+    config: CameraConfig | None
+    revision: int
+
+
+class CameraRegistry:
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+
+    @classmethod
+    async def open(cls, js: JetStreamContext, settings: Settings) -> "CameraRegistry":
+        try:
+            return cls(await js.key_value(settings.names.cameras_bucket))
+        except BucketNotFoundError:
+            # A fresh NATS no service has prepared yet: create the topology rather than fail.
+            await ensure_topology(js, settings)
+            return cls(await js.key_value(settings.names.cameras_bucket))
+
+    async def add(self, config: CameraConfig) -> CameraConfig:
+        """Register a new camera; raise CameraExists if the name is taken."""
+        now = time.time()
+        config = config.model_copy(update={"created_at": now, "updated_at": now})
+        try:
+            await self.kv.create(config.name, config.encode())
+        except KeyWrongLastSequenceError:
+            raise CameraExists(f"camera {config.name!r} already exists; remove it first or pick another name") from None
+        return config
+
+    async def put(self, config: CameraConfig) -> CameraConfig:
+        """Create or replace a camera (keeps its creation time)."""
+        try:
+            created = (await self.get(config.name)).created_at
+        except CameraNotFound:
+            created = time.time()
+        config = config.model_copy(update={"created_at": created, "updated_at": time.time()})
+        await self.kv.put(config.name, config.encode())
+        return config
+
+    async def get(self, name: str) -> CameraConfig:
+        camera_name(name)
+        try:
+            entry = await self.kv.get(name)
+        except KeyNotFoundError:
+            raise CameraNotFound(f"no camera named {name!r}; `spectare camera list` shows the registered ones") from None
+        return CameraConfig.decode(entry.value)
+
+    async def list(self) -> list[CameraConfig]:
+        """Every registered camera, by name; an unreadable entry is logged and left out."""
+        try:
+            names = await self.kv.keys()
+        except NoKeysError:
+            return []
+        cameras = []
+        for name in sorted(names):
+            try:
+                cameras.append(await self.get(name))
+            except CameraNotFound:
+                continue  # removed between keys() and get()
+            except SchemaError as exc:
+                log.warning("camera registry entry %r is unreadable, skipped: %s", name, exc)
+        return cameras
+
+    async def remove(self, name: str) -> None:
+        await self.get(name)
+        await self.kv.delete(name)
+
+    async def watch(self) -> AsyncIterator[CameraChange]:
+        """Every camera as it is now, then every change, forever (for services that reconfigure live)."""
+        watcher = await self.kv.watchall()
+        try:
+            async for entry in watcher:
+                if entry is None:  # end of the initial values
+                    continue
+                if entry.operation in ("DEL", "PURGE") or not entry.value:
+                    yield CameraChange(entry.key, None, entry.revision)
+                    continue
+                try:
+                    yield CameraChange(entry.key, CameraConfig.decode(entry.value), entry.revision)
+                except SchemaError as exc:
+                    log.warning("camera registry entry %r is unreadable, ignored: %s", entry.key, exc)
+        finally:
+            await watcher.stop()

@@ -1,0 +1,257 @@
+"""`spectare up`: the whole system on one machine, under one state directory.
+
+Layout of the state directory (default `.spectare/`):
+  nats/        nats-server config and JetStream file store
+  s3/          SeaweedFS data and its identity file
+  logs/        one log file per process
+  credentials.json  S3 keys generated on the first run (mode 600)
+  ports.json   the ports of the last run, reused when free so URLs stay the same
+  stack.json   written while running: endpoints and credentials other commands read (mode 600)
+  up.lock      held by the running `spectare up`; a stale one (killed run) is simply re-taken
+"""
+
+import asyncio
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from spectare.core.bus import connected, ensure_topology
+from spectare.core.config import STACK_FILE, Settings, read_stack_file
+from spectare.core.errors import StackError
+from spectare.core.registry import CameraRegistry
+from spectare.core.store import endpoint_url, ensure_bucket
+from spectare.local.process import ManagedProcess, port_in_use
+from spectare.local.servers import NatsServer, S3Credentials, SeaweedS3
+from spectare.local.supervisor import Supervised, Supervisor
+from spectare.local.testcam import RtspTestCamera
+from spectare.schemas import CameraConfig
+
+log = logging.getLogger(__name__)
+
+# Services `spectare up` runs, each as `python -m spectare.<name>`, in start order.
+SERVICES: tuple[str, ...] = ()
+
+DEMO_CAMERA = "demo"
+DEMO_SOURCE = Path(__file__).resolve().parents[2] / "assets" / "demo" / "market-street.mp4"
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    state_dir: Path
+    demo: bool = False
+    nats_port: int | None = None
+    s3_port: int | None = None
+    camera_port: int | None = None
+
+
+class StateLock:
+    """An exclusive flock on `up.lock`: the kernel drops it when the holder dies, however it dies."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "up.lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            self.fd = None
+            running = read_stack_file(self.path.parent) or {}
+            raise StackError(
+                f"a Spectare stack is already running from {self.path.parent} (pid {running.get('pid', '?')}); "
+                "stop it with Ctrl-C or `spectare down`"
+            ) from None
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions, settings: Settings) -> None:
+        self.options = options
+        self.state_dir = options.state_dir.resolve()
+        self.settings = settings
+        self.lock = StateLock(self.state_dir)
+        self.supervisor = Supervisor()
+        self.stopping = False
+
+    # -- start -------------------------------------------------------------------------------------
+    def start(self) -> dict[str, Any]:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.lock.acquire()
+        try:
+            return self._start_locked()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_locked(self) -> dict[str, Any]:
+        stale = read_stack_file(self.state_dir)
+        if stale:
+            log.warning("state in %s is from a run that did not stop cleanly (pid %s); reusing its data",
+                        self.state_dir, stale.get("pid"))
+            (self.state_dir / STACK_FILE).unlink(missing_ok=True)
+        previous = self._previous_ports()
+        logs = self.state_dir / "logs"
+
+        nats = NatsServer(self.state_dir / "nats", logs / "nats-server.log",
+                          port=self.options.nats_port or previous.get("nats"))
+        creds = S3Credentials.load_or_create(self.state_dir / "credentials.json")
+        s3 = SeaweedS3(self.state_dir / "s3", logs / "seaweedfs.log", creds,
+                       port=self.options.s3_port or previous.get("s3"))
+        self._supervise_server("nats-server", nats)
+        self._supervise_server("seaweedfs", s3)
+        self.settings = self.settings.model_copy(update={
+            "nats": self.settings.nats.model_copy(update={"url": nats.url}),
+            "s3": self.settings.s3.model_copy(update={
+                "endpoint": s3.endpoint, "access_key": creds.access_key,
+                "secret_key": SecretStr(creds.secret_key), "secure": False,
+            }),
+        })
+        ensure_bucket(self.settings.s3)
+        asyncio.run(self._ensure_topology())
+
+        ports = {"nats": nats.port, "s3": s3.port}
+        demo: dict[str, str] = {}
+        if self.options.demo:
+            camera = self._start_demo_camera(logs, self.options.camera_port or previous.get("camera"))
+            ports["camera"] = camera.port
+            demo = {"camera": DEMO_CAMERA, "url": camera.url(DEMO_CAMERA)}
+            asyncio.run(self._register_demo(demo["url"]))
+        (self.state_dir / "ports.json").write_text(json.dumps(ports))
+
+        for service in SERVICES:
+            self._supervise_service(service, logs)
+
+        info = {
+            "pid": os.getpid(),
+            "started_at": time.time(),
+            "state_dir": str(self.state_dir),
+            "client": {
+                "nats": {"url": nats.url},
+                "s3": {"endpoint": s3.endpoint, "access_key": creds.access_key, "secret_key": creds.secret_key,
+                       "bucket": self.settings.s3.bucket, "secure": False},
+            },
+            "services": list(SERVICES),
+            "demo": demo,
+            "logs": str(logs),
+        }
+        stack_file = self.state_dir / STACK_FILE
+        stack_file.touch(mode=0o600)
+        stack_file.write_text(json.dumps(info, indent=2))
+        return info
+
+    def _previous_ports(self) -> dict[str, int]:
+        """Last run's ports, kept only where nobody listens now (so URLs survive a restart)."""
+        try:
+            ports = json.loads((self.state_dir / "ports.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+        return {name: port for name, port in ports.items() if isinstance(port, int) and not port_in_use(port)}
+
+    def _supervise_server(self, name: str, server: NatsServer | SeaweedS3 | RtspTestCamera) -> None:
+        process = server.process
+        self.supervisor.start(Supervised(
+            name=name, start=server.start, alive=process.alive, stop=server.stop,
+            describe_exit=lambda: f"exited with code {process.returncode()} ({process.log_tail(2)})",
+        ))
+
+    def _supervise_service(self, service: str, logs: Path) -> None:
+        process = ManagedProcess(
+            service, [sys.executable, "-m", f"spectare.{service}"], logs / f"{service}.log",
+            env={"SPECTARE_STATE_DIR": str(self.state_dir), "SPECTARE_LOG_LEVEL": self.settings.log_level},
+        )
+        self.supervisor.start(Supervised(
+            name=service, start=process.start, alive=process.alive, stop=process.stop,
+            describe_exit=lambda: f"exited with code {process.returncode()} ({process.log_tail(2)})",
+        ))
+
+    def _start_demo_camera(self, logs: Path, port: int | None) -> RtspTestCamera:
+        if not DEMO_SOURCE.is_file():
+            raise StackError(f"demo footage {DEMO_SOURCE} is missing; run `make setup`")
+        camera = RtspTestCamera({DEMO_CAMERA: DEMO_SOURCE}, logs / "testcam.log", port=port)
+        self._supervise_server("rtsp-test-camera", camera)
+        return camera
+
+    async def _ensure_topology(self) -> None:
+        async with connected(self.settings, "up") as nc:
+            await ensure_topology(nc.jetstream(), self.settings)
+
+    async def _register_demo(self, url: str) -> None:
+        async with connected(self.settings, "up") as nc:
+            registry = await CameraRegistry.open(nc.jetstream(), self.settings)
+            await registry.put(CameraConfig(
+                name=DEMO_CAMERA, url=url, friendly_name="Demo: Market Street, San Francisco (1906)",
+            ))
+
+    # -- run / stop ----------------------------------------------------------------------------------
+    def run_forever(self) -> None:
+        """Supervise until SIGINT/SIGTERM."""
+
+        def request_stop(signum: int, _frame: object) -> None:
+            self.stopping = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        while not self.stopping:
+            self.supervisor.poll()
+            time.sleep(0.25)
+
+    def stop(self) -> None:
+        self.supervisor.stop_all()
+        (self.state_dir / STACK_FILE).unlink(missing_ok=True)
+        self.lock.release()
+
+
+def describe(info: dict[str, Any], settings: Settings) -> str:
+    """What `spectare up` prints once everything is running."""
+    client = info["client"]
+    lines = [
+        "Spectare is up.",
+        f"  NATS       {client['nats']['url']}",
+        f"  S3         {endpoint_url(settings.s3.model_copy(update={'endpoint': client['s3']['endpoint']}))}"
+        f"  bucket {client['s3']['bucket']}  (keys in {info['state_dir']}/credentials.json)",
+        f"  state dir  {info['state_dir']}",
+        f"  logs       {info['logs']}",
+    ]
+    if info["services"]:
+        lines.append(f"  services   {', '.join(info['services'])}")
+    if info["demo"]:
+        lines.append(f"  demo       camera {info['demo']['camera']!r} at {info['demo']['url']}")
+    lines.append("Other `spectare` commands run in this directory find this stack. Stop with Ctrl-C.")
+    return "\n".join(lines)
+
+
+def stop_running(state_dir: Path, timeout: float = 30.0) -> int:
+    """`spectare down`: SIGTERM the `spectare up` of this state dir and wait until it is gone."""
+    info = read_stack_file(state_dir)
+    if not info:
+        raise StackError(f"no Spectare stack is running from {state_dir}")
+    pid = int(info["pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        (state_dir / STACK_FILE).unlink(missing_ok=True)
+        raise StackError(f"the stack in {state_dir} (pid {pid}) is not running; removed its stale stack file") from None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        time.sleep(0.1)
+    raise StackError(f"the stack (pid {pid}) did not stop within {timeout:.0f}s")
+

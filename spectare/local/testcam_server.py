@@ -1,0 +1,355 @@
+"""RTSP test camera: serves H.264 files at rtsp://127.0.0.1:PORT/NAME, looping forever, without transcoding.
+
+Run by the *system* Python (the one with PyGObject and GStreamer's RTSP server), never inside the venv,
+so it imports only the standard library and `gi`. `spectare.local.testcam` starts it; by hand:
+
+    /usr/bin/python3 -I spectare/local/testcam_server.py --port 8554 --mount cam1=clip.mp4
+
+How it works: each file is demuxed once into memory as H.264 access units (Annex-B, SPS/PPS before
+every IDR). Every client gets its own pipeline `appsrc ! h264parse ! rtph264pay` (the factory is not
+shared), fed from the first access unit with timestamps that keep increasing across loops, so a client
+sees one endless, real-time stream that starts at the beginning of the file. RTP goes over TCP
+(interleaved) or UDP, whichever the client asks for; every socket is bound to 127.0.0.1.
+
+Exit codes: 0 stopped by SIGTERM/SIGINT, 2 bad arguments or input file, 3 cannot listen on the port,
+4 PyGObject/GStreamer (or one of its plugins) missing.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from typing import NoReturn
+
+EXIT_BAD_INPUT = 2
+EXIT_PORT = 3
+EXIT_MISSING = 4
+
+# RTP/RTCP ports for UDP clients come from this range, on 127.0.0.1 (below Linux's ephemeral range, so
+# they do not collide with the random ports other test servers are given). Busy ports are skipped.
+UDP_PORT_MIN = 20000
+UDP_PORT_MAX = 29999
+
+_MOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NS = 1_000_000_000
+
+
+def log(msg: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} testcam: {msg}", flush=True)
+
+
+def fail(code: int, msg: str) -> NoReturn:
+    print(f"testcam: error: {msg}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+try:
+    import gi
+
+    gi.require_version("Gst", "1.0")
+    gi.require_version("GstRtsp", "1.0")
+    gi.require_version("GstRtspServer", "1.0")
+    from gi.repository import GLib, Gst, GstRtsp, GstRtspServer
+except (ImportError, ValueError) as exc:
+    fail(EXIT_MISSING, f"PyGObject with GStreamer's RTSP server is not available to {sys.executable} "
+                       f"({exc}); run `make setup`")
+
+
+class Clip:
+    """One file's H.264 access units, in decode order, held in memory."""
+
+    def __init__(self, name: str, path: str, aus: list[bytes], keys: list[bool], width: int, height: int,
+                 fps_n: int, fps_d: int) -> None:
+        self.name = name
+        self.path = path
+        self.aus = aus
+        self.keys = keys
+        self.width = width
+        self.height = height
+        self.fps_n = fps_n
+        self.fps_d = fps_d
+        self.caps = Gst.Caps.from_string(
+            f"video/x-h264,stream-format=byte-stream,alignment=au,width={width},height={height},"
+            f"framerate={fps_n}/{fps_d}"
+        )
+
+    def pts(self, n: int) -> int:
+        """Presentation time of the n-th frame served (n keeps counting across loops), in ns."""
+        return n * _NS * self.fps_d // self.fps_n
+
+
+def load_clip(name: str, path: str) -> Clip:
+    """Demux `path` once into Annex-B access units; refuse files without H.264 or with reordered frames."""
+    if not os.path.isfile(path):
+        fail(EXIT_BAD_INPUT, f"mount {name}: file not found: {path}")
+    pipeline = Gst.Pipeline.new(f"load-{name}")
+    src = Gst.ElementFactory.make("filesrc")
+    src.set_property("location", path)
+    parse = Gst.ElementFactory.make("parsebin")
+    h264parse = Gst.ElementFactory.make("h264parse")
+    h264parse.set_property("config-interval", -1)  # SPS/PPS before every IDR: each loop stands alone
+    capsfilter = Gst.ElementFactory.make("capsfilter")
+    capsfilter.set_property("caps", Gst.Caps.from_string("video/x-h264,stream-format=byte-stream,alignment=au"))
+    sink = Gst.ElementFactory.make("appsink")
+    sink.set_property("sync", False)
+    sink.set_property("max-buffers", 0)
+    for element in (src, parse, h264parse, capsfilter, sink):
+        pipeline.add(element)
+    src.link(parse)
+    h264parse.link(capsfilter)
+    capsfilter.link(sink)
+
+    seen: list[str] = []
+    linked = threading.Event()
+
+    def on_pad_added(_bin, pad):
+        caps = pad.get_current_caps() or pad.query_caps(None)
+        kind = caps.get_structure(0).get_name() if caps and caps.get_size() else "unknown"
+        seen.append(kind)
+        if kind == "video/x-h264" and not linked.is_set():
+            linked.set()
+            pad.link(h264parse.get_static_pad("sink"))
+            return
+        fake = Gst.ElementFactory.make("fakesink")  # other streams (audio, a second video) are dropped
+        fake.set_property("sync", False)
+        fake.set_property("async", False)
+        pipeline.add(fake)
+        fake.sync_state_with_parent()
+        pad.link(fake.get_static_pad("sink"))
+
+    parse.connect("pad-added", on_pad_added)
+    no_more_pads = threading.Event()
+    parse.connect("no-more-pads", lambda _bin: no_more_pads.set())
+
+    aus: list[bytes] = []
+    keys: list[bool] = []
+    pts_list: list[int] = []
+    caps = None
+    bus = pipeline.get_bus()
+    pipeline.set_state(Gst.State.PLAYING)
+    error = None
+    last_progress = time.monotonic()
+    try:
+        while True:
+            sample = sink.emit("try-pull-sample", 100 * Gst.MSECOND)
+            if sample is not None:
+                last_progress = time.monotonic()
+                buf = sample.get_buffer()
+                if caps is None:
+                    caps = sample.get_caps()
+                aus.append(buf.extract_dup(0, buf.get_size()))
+                keys.append(not buf.has_flags(Gst.BufferFlags.DELTA_UNIT))
+                pts_list.append(buf.pts)
+                continue
+            if sink.get_property("eos"):
+                break
+            if no_more_pads.is_set() and not linked.is_set():
+                break  # every stream is exposed and none is H.264
+            if time.monotonic() - last_progress > 30:
+                error = "no data for 30 s"
+                break
+            msg = bus.pop_filtered(Gst.MessageType.ERROR)
+            if msg is not None:
+                err, _debug = msg.parse_error()
+                error = err.message
+                break
+    finally:
+        pipeline.set_state(Gst.State.NULL)
+
+    if not linked.is_set() or (error and not aus):
+        found = ", ".join(seen) or "nothing"
+        detail = f"; GStreamer says: {error}" if error and seen else (f" ({error})" if error else "")
+        if not seen:
+            fail(EXIT_BAD_INPUT, f"mount {name}: cannot read {path} as MP4/MKV{detail}")
+        fail(EXIT_BAD_INPUT, f"mount {name}: {path} has no H.264 video stream (found: {found}){detail}")
+    if error:
+        fail(EXIT_BAD_INPUT, f"mount {name}: error reading {path}: {error}")
+    if not aus:
+        fail(EXIT_BAD_INPUT, f"mount {name}: {path} has no video frames")
+
+    # Frames must come in presentation order (no B-frames): the served timestamps are frame_index * duration.
+    stamped = [p for p in pts_list if p != Gst.CLOCK_TIME_NONE]
+    if any(b < a for a, b in zip(stamped, stamped[1:], strict=False)):
+        fail(EXIT_BAD_INPUT, f"mount {name}: {path} has B-frames (reordered frames); re-encode it with "
+                             f"`-bf 0` (spectare.local.testcam.make_test_clip does)")
+
+    first_key = keys.index(True) if True in keys else -1
+    if first_key < 0:
+        fail(EXIT_BAD_INPUT, f"mount {name}: {path} has no keyframe")
+    aus, keys, stamped_from = aus[first_key:], keys[first_key:], pts_list[first_key:]
+
+    s = caps.get_structure(0)
+    _, width = s.get_int("width")
+    _, height = s.get_int("height")
+    ok, fps_n, fps_d = s.get_fraction("framerate")
+    if not ok or fps_n <= 0 or fps_d <= 0:
+        # Variable or unknown frame rate: use the median spacing of the timestamps, else 30 fps.
+        deltas = sorted(b - a for a, b in zip(stamped_from, stamped_from[1:], strict=False)
+                        if a != Gst.CLOCK_TIME_NONE and b != Gst.CLOCK_TIME_NONE and b > a)
+        if deltas:
+            fps_n, fps_d = _NS, deltas[len(deltas) // 2]
+        else:
+            fps_n, fps_d = 30, 1
+    clip = Clip(name, path, aus, keys, width, height, fps_n, fps_d)
+    log(f"mount /{name}: {path}: {len(aus)} frames {width}x{height} @ {fps_n / fps_d:.3f} fps, "
+        f"{sum(keys)} keyframes, {sum(map(len, aus)) / 1e6:.1f} MB")
+    return clip
+
+
+class Feeder:
+    """Feeds one client's appsrc from a clip, looping, with timestamps that never go back."""
+
+    def __init__(self, clip: Clip, appsrc) -> None:
+        self.clip = clip
+        self.appsrc = appsrc
+        self.n = 0
+
+    def need_data(self, appsrc, _length) -> None:
+        clip = self.clip
+        i = self.n % len(clip.aus)
+        buf = Gst.Buffer.new_wrapped(clip.aus[i])
+        pts = clip.pts(self.n)
+        buf.pts = buf.dts = pts
+        buf.duration = clip.pts(self.n + 1) - pts
+        if not clip.keys[i]:
+            buf.set_flags(Gst.BufferFlags.DELTA_UNIT)
+        self.n += 1
+        appsrc.emit("push-buffer", buf)
+
+
+def make_factory(clip: Clip, pool) -> "GstRtspServer.RTSPMediaFactory":
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(
+        "( appsrc name=src is-live=false format=time do-timestamp=false "
+        "! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+    )
+    factory.set_shared(False)  # every client gets its own pipeline, from the start of the file
+    factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
+    factory.set_address_pool(pool)
+
+    def on_media_configure(_factory, media):
+        appsrc = media.get_element().get_by_name_recurse_up("src")
+        appsrc.set_property("caps", clip.caps)
+        feeder = Feeder(clip, appsrc)
+        appsrc.connect("need-data", feeder.need_data)
+
+    factory.connect("media-configure", on_media_configure)
+    return factory
+
+
+def check_plugins() -> None:
+    needed = ["filesrc", "parsebin", "h264parse", "appsink", "appsrc", "rtph264pay", "qtdemux",
+              "matroskademux", "fakesink"]
+    missing = [name for name in needed if Gst.ElementFactory.find(name) is None]
+    if missing:
+        fail(EXIT_MISSING, f"GStreamer elements missing: {', '.join(missing)} (packages gstreamer1.0-plugins-"
+                           f"base/good/bad); run `make setup`")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Serve H.264 files over RTSP on 127.0.0.1, looping forever.")
+    p.add_argument("--port", type=int, default=8554, help="TCP port for RTSP (0 = pick a free one)")
+    p.add_argument("--mount", action="append", default=[], metavar="NAME=PATH",
+                   help="serve PATH (MP4/MKV with H.264 video) at rtsp://127.0.0.1:PORT/NAME; repeatable")
+    p.add_argument("--ready-file", help="write {\"port\": N, \"mounts\": [...]} here once listening")
+    args = p.parse_args(argv)
+    if not args.mount:
+        fail(EXIT_BAD_INPUT, "give at least one --mount NAME=PATH")
+    if not 0 <= args.port <= 65535:
+        fail(EXIT_BAD_INPUT, f"--port {args.port} is not a TCP port")
+    mounts: dict[str, str] = {}
+    for spec in args.mount:
+        name, sep, path = spec.partition("=")
+        if not sep or not path:
+            fail(EXIT_BAD_INPUT, f"--mount {spec!r}: expected NAME=PATH")
+        if not _MOUNT_NAME.match(name):
+            fail(EXIT_BAD_INPUT, f"--mount {spec!r}: name must be letters, digits, '.', '_' or '-'")
+        if name in mounts:
+            fail(EXIT_BAD_INPUT, f"--mount {name} given twice")
+        mounts[name] = path
+    args.mounts = mounts
+    return args
+
+
+def write_ready(path: str, port: int, mounts: list[str]) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump({"port": port, "mounts": mounts, "pid": os.getpid()}, f)
+    os.replace(tmp, path)  # readers never see half a file
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    Gst.init(None)
+    check_plugins()
+    clips = [load_clip(name, path) for name, path in args.mounts.items()]
+
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    pool = GstRtspServer.RTSPAddressPool()
+    pool.add_range("127.0.0.1", "127.0.0.1", UDP_PORT_MIN, UDP_PORT_MAX, 0)
+    mount_points = server.get_mount_points()
+    for clip in clips:
+        mount_points.add_factory(f"/{clip.name}", make_factory(clip, pool))
+
+    clients = {"next": 0}
+
+    def on_client_connected(_server, client):
+        clients["next"] += 1
+        cid = clients["next"]
+        conn = client.get_connection()
+        peer = conn.get_ip() if conn is not None else "?"
+        log(f"client {cid} connected from {peer}")
+
+        def on_closed(_client):
+            log(f"client {cid} disconnected")
+
+        client.connect("closed", on_closed)
+
+    server.connect("client-connected", on_client_connected)
+
+    try:
+        source = server.create_source(None)
+    except GLib.Error as exc:
+        fail(EXIT_PORT, f"cannot listen on 127.0.0.1:{args.port}: {exc.message}")
+    source.attach(None)
+    port = server.get_bound_port()
+
+    loop = GLib.MainLoop()
+
+    def on_signal(signame):
+        log(f"{signame}: stopping")
+        loop.quit()
+        return GLib.SOURCE_REMOVE
+
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, on_signal, "SIGTERM")
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, on_signal, "SIGINT")
+
+    def cleanup_sessions():
+        server.get_session_pool().cleanup()  # drop UDP sessions whose client went silent
+        return GLib.SOURCE_CONTINUE
+
+    GLib.timeout_add_seconds(2, cleanup_sessions)
+
+    names = [clip.name for clip in clips]
+    if args.ready_file:
+        write_ready(args.ready_file, port, names)
+    log(f"listening on 127.0.0.1:{port}: " + " ".join(f"rtsp://127.0.0.1:{port}/{n}" for n in names))
+    loop.run()
+
+    # Close every client connection, then leave without waiting for per-client pipelines to wind down
+    # (their streaming threads call back into Python; a fast exit avoids shutdown races).
+    server.client_filter(lambda _server, _client: GstRtspServer.RTSPFilterResult.REMOVE)
+    log("stopped")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
