@@ -5,11 +5,14 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
 from spectare.core.bus import connect, ensure_topology
 from spectare.core.config import Settings
 from spectare.local.servers import NatsServer, S3Credentials, SeaweedS3
+from spectare.local.testcam import RtspTestCamera, make_test_clip
 
 from .helpers import settings_for
+from .media import source_video
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +46,20 @@ async def js(settings: Settings) -> AsyncIterator:
     await ensure_topology(js, settings)
     yield js
     await nc.close()
+
+
+@pytest.fixture(scope="session")
+def camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real-footage H.264 clip shaped like a small camera: 640x360, 15 fps, 1 s GOP, 20 s (looped)."""
+    return make_test_clip(source_video(), tmp_path_factory.mktemp("clips") / "cam.mp4",
+                          width=640, height=360, fps=15, gop_seconds=1, seconds=20)
+
+
+@pytest.fixture(scope="session")
+def rtsp_camera(camera_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtspTestCamera]:
+    """A real RTSP server with mounts cam1..cam3 (same footage, each client served from its start)."""
+    camera = RtspTestCamera({f"cam{i}": camera_clip for i in (1, 2, 3)},
+                            tmp_path_factory.mktemp("testcam") / "testcam.log")
+    camera.start()
+    yield camera
+    camera.stop()

@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from spectare.schemas import CameraConfig
 
 from spectare.core.errors import CameraExists, CameraNotFound
 from spectare.core.registry import CameraRegistry
-from spectare.schemas import CameraConfig
 
 from .helpers import cli_env
 
@@ -80,7 +80,9 @@ def test_cli_round_trip_never_shows_the_password(settings):
     assert shown["friendly_name"] == "Back yard"
     duplicate = spectare(settings, "camera", "add", "cam-x", url)
     assert duplicate.returncode == 1
-    assert duplicate.stderr.strip() == "spectare: error: camera 'cam-x' already exists; remove it first or pick another name"
+    assert duplicate.stderr.strip() == (
+        "spectare: error: camera 'cam-x' already exists; remove it first or pick another name"
+    )
     assert spectare(settings, "camera", "rm", "cam-x").returncode == 0
     gone = spectare(settings, "camera", "show", "cam-x")
     assert gone.returncode == 1 and "no camera named 'cam-x'" in gone.stderr

@@ -5,7 +5,9 @@ import pytest
 from spectare.local.supervisor import RestartPolicy, Supervised, Supervisor
 
 
-@pytest.mark.parametrize(("failures", "delay"), [(0, 1.0), (1, 1.0), (2, 2.0), (3, 4.0), (5, 16.0), (6, 30.0), (50, 30.0)])
+@pytest.mark.parametrize(
+    ("failures", "delay"), [(0, 1.0), (1, 1.0), (2, 2.0), (3, 4.0), (5, 16.0), (6, 30.0), (50, 30.0)]
+)
 def test_backoff_doubles_up_to_the_cap(failures, delay):
     assert RestartPolicy(first_delay_s=1, max_delay_s=30).delay(failures) == delay
 

@@ -13,6 +13,7 @@ import av
 import pytest
 
 from spectare.core.errors import StackError
+from spectare.local import testcam
 from spectare.local.testcam import (
     GI_PYTHON,
     SERVER_SCRIPT,
@@ -170,8 +171,9 @@ def assert_stream_is_clip(got: Received, spec: ClipSpec, clip: Path, media_secon
     # the pictures are the file's own, bit for bit, from its first frame, looping: no transcoding
     file_aus = file_access_units(clip)
     for i, payload in enumerate(got.payloads):
-        is_key, nals = file_aus[i % len(file_aus)]
-        assert picture_nals(annexb_nals(payload)) == nals, f"packet {i} differs from file frame {i % len(file_aus)}"
+        j = i % len(file_aus)
+        is_key, nals = file_aus[j]
+        assert picture_nals(annexb_nals(payload)) == nals, f"packet {i} differs from file frame {j}"
         assert got.keys[i] == is_key
     # timestamps: one frame duration apart (90 kHz clock), strictly increasing
     stamped = [p for p in got.pts if p is not None]
@@ -333,6 +335,20 @@ def test_file_with_b_frames_is_refused(tmp_path):
                     str(b_frames)], check=True)
     with pytest.raises(StackError, match="B-frames"):
         RtspTestCamera({"cam": b_frames}, tmp_path / "cam.log").start()
+
+
+def test_missing_gstreamer_says_run_make_setup(clips, tmp_path, monkeypatch):
+    # an interpreter that cannot import gi: the system one without its site-packages
+    no_gi = tmp_path / "python-without-gi"
+    no_gi.write_text(f"#!/bin/sh\nexec {testcam.GI_PYTHON} -S \"$@\"\n")
+    no_gi.chmod(0o755)
+    monkeypatch.setattr(testcam, "GI_PYTHON", str(no_gi))
+    with pytest.raises(StackError, match="run `make setup`") as excinfo:
+        RtspTestCamera({"cam": clips["short"]}, tmp_path / "cam.log").start()
+    assert "\n" not in str(excinfo.value)
+    monkeypatch.setattr(testcam, "GI_PYTHON", str(tmp_path / "no-such-python"))
+    with pytest.raises(StackError, match="run `make setup`"):
+        RtspTestCamera({"cam": clips["short"]}, tmp_path / "cam.log").start()
 
 
 def test_stop_and_kill(clips, tmp_path):

@@ -68,7 +68,9 @@ class CameraRegistry:
         try:
             entry = await self.kv.get(name)
         except KeyNotFoundError:
-            raise CameraNotFound(f"no camera named {name!r}; `spectare camera list` shows the registered ones") from None
+            raise CameraNotFound(
+                f"no camera named {name!r}; `spectare camera list` shows the registered ones"
+            ) from None
         return CameraConfig.decode(entry.value)
 
     async def list(self) -> list[CameraConfig]:

@@ -44,7 +44,7 @@ def ensure_bucket(settings: S3Settings, client: Minio | None = None) -> None:
             log.info("created bucket %s on %s", settings.bucket, where)
     except S3Error as exc:
         if exc.code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
-            raise ConfigError(f"{where} refused the credentials ({exc.code}); check s3.access_key/secret_key")
+            raise ConfigError(f"{where} refused the credentials ({exc.code}); check s3.access_key/secret_key") from None
         raise UnreachableError(f"{where}: {exc.code}: {exc.message}") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc

@@ -3,16 +3,19 @@
 Both keep their data in a directory they are given, so stopping and starting again keeps it.
 """
 
+import io
 import json
 import secrets
-import signal
 import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import urllib3
+from minio import Minio
+from minio.error import S3Error
 
 from spectare.core.bus import MAX_MESSAGE_BYTES
 from spectare.core.errors import StackError
@@ -80,6 +83,9 @@ class NatsServer:
 
         self.process.wait_until(ready, timeout, "listening")
 
+    def alive(self) -> bool:
+        return self.process.alive()
+
     def stop(self) -> None:
         self.process.stop()
 
@@ -108,6 +114,8 @@ class S3Credentials:
         path.write_text(json.dumps({"access_key": creds.access_key, "secret_key": creds.secret_key}))
         return creds
 
+
+_HEALTH_BUCKET = "spectare-health"  # the embedded server's own readiness probe writes here
 
 # SeaweedFS opens a listener per component; every one gets a free port so stacks never collide.
 _WEED_PORT_FLAGS = (
@@ -148,19 +156,29 @@ class SeaweedS3:
         self.process.argv = [
             find_program("weed"), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             *flags, "-filer", "-s3", f"-s3.port={self.port}", f"-s3.config={s3_config}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=0", "-master.volumeSizeLimitMB=256",
+            "-s3.port.iceberg=0", "-s3.port.lance=0",
+            "-master.telemetry=false", "-volume.max=0", "-master.volumeSizeLimitMB=256",
         ]
         self.process.start()
-        http = urllib3.PoolManager(timeout=urllib3.Timeout(total=1.0), retries=False)
+        http = urllib3.PoolManager(timeout=urllib3.Timeout(total=2.0), retries=False)
+        client = Minio(self.endpoint, self.credentials.access_key, self.credentials.secret_key, secure=False,
+                       http_client=http)
 
         def ready() -> bool:
+            # The gateway answers before the volume server has reported its volumes; only a write
+            # and a read back prove that stored objects can be served.
             try:
-                # Anonymous requests get 403 once the S3 gateway is serving (before: refused or 5xx).
-                return http.request("GET", f"http://{self.endpoint}/").status == 403
-            except urllib3.exceptions.HTTPError:
+                if not client.bucket_exists(_HEALTH_BUCKET):
+                    client.make_bucket(_HEALTH_BUCKET)
+                client.put_object(_HEALTH_BUCKET, "ready", io.BytesIO(b"ok"), 2)
+                return client.get_object(_HEALTH_BUCKET, "ready").read() == b"ok"
+            except (urllib3.exceptions.HTTPError, S3Error, OSError):
                 return False
 
         self.process.wait_until(ready, timeout, "serving S3")
+
+    def alive(self) -> bool:
+        return self.process.alive()
 
     def stop(self) -> None:
         # weed acknowledges SIGTERM but often never exits; what it acknowledged is already written.

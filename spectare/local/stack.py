@@ -163,10 +163,9 @@ class LocalStack:
         return {name: port for name, port in ports.items() if isinstance(port, int) and not port_in_use(port)}
 
     def _supervise_server(self, name: str, server: NatsServer | SeaweedS3 | RtspTestCamera) -> None:
-        process = server.process
         self.supervisor.start(Supervised(
-            name=name, start=server.start, alive=process.alive, stop=server.stop,
-            describe_exit=lambda: f"exited with code {process.returncode()} ({process.log_tail(2)})",
+            name=name, start=server.start, alive=server.alive, stop=server.stop,
+            describe_exit=lambda: _exit_line(server.process),
         ))
 
     def _supervise_service(self, service: str, logs: Path) -> None:
@@ -176,7 +175,7 @@ class LocalStack:
         )
         self.supervisor.start(Supervised(
             name=service, start=process.start, alive=process.alive, stop=process.stop,
-            describe_exit=lambda: f"exited with code {process.returncode()} ({process.log_tail(2)})",
+            describe_exit=lambda: _exit_line(process),
         ))
 
     def _start_demo_camera(self, logs: Path, port: int | None) -> RtspTestCamera:
@@ -216,6 +215,12 @@ class LocalStack:
         self.lock.release()
 
 
+def _exit_line(process: ManagedProcess | None) -> str:
+    if process is None:
+        return "is not running"
+    return f"exited with code {process.returncode()} ({process.log_tail(2)})"
+
+
 def describe(info: dict[str, Any], settings: Settings) -> str:
     """What `spectare up` prints once everything is running."""
     client = info["client"]
@@ -246,12 +251,15 @@ def stop_running(state_dir: Path, timeout: float = 30.0) -> int:
     except ProcessLookupError:
         (state_dir / STACK_FILE).unlink(missing_ok=True)
         raise StackError(f"the stack in {state_dir} (pid {pid}) is not running; removed its stale stack file") from None
+    lock = StateLock(state_dir)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return pid
-        time.sleep(0.1)
+            lock.acquire()  # free once the stack has stopped everything and exited
+        except StackError:
+            time.sleep(0.1)
+            continue
+        lock.release()
+        return pid
     raise StackError(f"the stack (pid {pid}) did not stop within {timeout:.0f}s")
 

@@ -66,7 +66,11 @@ class RtspTestCamera:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
         self.process = ManagedProcess("RTSP test camera", argv, self.log_file)
-        self.process.start()
+        try:
+            self.process.start()
+        except StackError:
+            self._cleanup_ready()
+            raise
 
         deadline = time.monotonic() + timeout
         while True:
@@ -166,7 +170,8 @@ def make_test_clip(source: Path, out: Path, *, width: int, height: int, fps: flo
 
     ffmpeg = _ffmpeg()
     if bitrate_kbps:
-        rate = ["-b:v", f"{bitrate_kbps}k", "-maxrate", f"{bitrate_kbps}k", "-bufsize", f"{2 * bitrate_kbps}k"]
+        kbps = bitrate_kbps
+        rate = ["-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{2 * kbps}k"]
     else:
         rate = ["-crf", "23"]
     out.parent.mkdir(parents=True, exist_ok=True)

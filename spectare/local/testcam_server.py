@@ -93,7 +93,8 @@ def load_clip(name: str, path: str) -> Clip:
     h264parse = Gst.ElementFactory.make("h264parse")
     h264parse.set_property("config-interval", -1)  # SPS/PPS before every IDR: each loop stands alone
     capsfilter = Gst.ElementFactory.make("capsfilter")
-    capsfilter.set_property("caps", Gst.Caps.from_string("video/x-h264,stream-format=byte-stream,alignment=au"))
+    capsfilter.set_property("caps", Gst.Caps.from_string(
+        "video/x-h264,stream-format=byte-stream,alignment=au"))
     sink = Gst.ElementFactory.make("appsink")
     sink.set_property("sync", False)
     sink.set_property("max-buffers", 0)
@@ -105,6 +106,12 @@ def load_clip(name: str, path: str) -> Clip:
 
     seen: list[str] = []
     linked = threading.Event()
+    other_eos = threading.Event()  # a stream we do not want ended: if none was H.264, there is none
+
+    def on_other_event(_pad, info):
+        if info.get_event().type == Gst.EventType.EOS:
+            other_eos.set()
+        return Gst.PadProbeReturn.OK
 
     def on_pad_added(_bin, pad):
         caps = pad.get_current_caps() or pad.query_caps(None)
@@ -114,6 +121,7 @@ def load_clip(name: str, path: str) -> Clip:
             linked.set()
             pad.link(h264parse.get_static_pad("sink"))
             return
+        pad.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, on_other_event)
         fake = Gst.ElementFactory.make("fakesink")  # other streams (audio, a second video) are dropped
         fake.set_property("sync", False)
         fake.set_property("async", False)
@@ -122,8 +130,6 @@ def load_clip(name: str, path: str) -> Clip:
         pad.link(fake.get_static_pad("sink"))
 
     parse.connect("pad-added", on_pad_added)
-    no_more_pads = threading.Event()
-    parse.connect("no-more-pads", lambda _bin: no_more_pads.set())
 
     aus: list[bytes] = []
     keys: list[bool] = []
@@ -147,8 +153,8 @@ def load_clip(name: str, path: str) -> Clip:
                 continue
             if sink.get_property("eos"):
                 break
-            if no_more_pads.is_set() and not linked.is_set():
-                break  # every stream is exposed and none is H.264
+            if other_eos.is_set() and not linked.is_set():
+                break  # the file was read to its end and no stream is H.264
             if time.monotonic() - last_progress > 30:
                 error = "no data for 30 s"
                 break
@@ -160,12 +166,12 @@ def load_clip(name: str, path: str) -> Clip:
     finally:
         pipeline.set_state(Gst.State.NULL)
 
-    if not linked.is_set() or (error and not aus):
-        found = ", ".join(seen) or "nothing"
-        detail = f"; GStreamer says: {error}" if error and seen else (f" ({error})" if error else "")
-        if not seen:
-            fail(EXIT_BAD_INPUT, f"mount {name}: cannot read {path} as MP4/MKV{detail}")
-        fail(EXIT_BAD_INPUT, f"mount {name}: {path} has no H.264 video stream (found: {found}){detail}")
+    if not seen:
+        fail(EXIT_BAD_INPUT, f"mount {name}: cannot read {path} as MP4/MKV ({error or 'no streams'})")
+    if not linked.is_set():
+        detail = f"; GStreamer says: {error}" if error else ""
+        fail(EXIT_BAD_INPUT,
+             f"mount {name}: {path} has no H.264 video stream (found: {', '.join(seen)}){detail}")
     if error:
         fail(EXIT_BAD_INPUT, f"mount {name}: error reading {path}: {error}")
     if not aus:
@@ -203,9 +209,8 @@ def load_clip(name: str, path: str) -> Clip:
 class Feeder:
     """Feeds one client's appsrc from a clip, looping, with timestamps that never go back."""
 
-    def __init__(self, clip: Clip, appsrc) -> None:
-        self.clip = clip
-        self.appsrc = appsrc
+    def __init__(self, clip: Clip) -> None:
+        self.clip = clip  # no reference to the appsrc: its signal holds us, so that would be a cycle
         self.n = 0
 
     def need_data(self, appsrc, _length) -> None:
@@ -234,8 +239,7 @@ def make_factory(clip: Clip, pool) -> "GstRtspServer.RTSPMediaFactory":
     def on_media_configure(_factory, media):
         appsrc = media.get_element().get_by_name_recurse_up("src")
         appsrc.set_property("caps", clip.caps)
-        feeder = Feeder(clip, appsrc)
-        appsrc.connect("need-data", feeder.need_data)
+        appsrc.connect("need-data", Feeder(clip).need_data)
 
     factory.connect("media-configure", on_media_configure)
     return factory
