@@ -29,7 +29,7 @@ from spectare.core.redact import redact
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # a 4K keyframe fits; the local server's max_payload matches
-LEASE_TTL_S = 15.0
+LEASE_TTL_S = 10.0  # a dead worker's cameras move within this plus one claim round
 
 
 async def connect(settings: Settings, name: str) -> NATS:
