@@ -1,6 +1,12 @@
 """Helpers the tests share."""
 
+import asyncio
+import os
 import secrets
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -32,3 +38,57 @@ def cli_env(settings: Settings) -> dict[str, str]:
         "SPECTARE_S3__SECRET_KEY": settings.s3.secret_key.get_secret_value(),
         "SPECTARE_S3__BUCKET": settings.s3.bucket,
     }
+
+
+class ServiceProcess:
+    """A Spectare service (`python -m spectare.<module>`) as a real subprocess against `settings`."""
+
+    def __init__(self, module: str, settings: Settings, log_file: Path, **env: str) -> None:
+        self.module = module
+        self.log_file = log_file
+        self.env = {**os.environ, **cli_env(settings), "SPECTARE_LOG_LEVEL": "DEBUG", **env}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "ServiceProcess":
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", f"spectare.{self.module}"], env=self.env,
+                                         stdout=out, stderr=subprocess.STDOUT)
+        return self
+
+    @property
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, nothing flushed."""
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> int | None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode if self.proc else None
+
+
+async def eventually(check, timeout: float, interval: float = 0.2, what: str = "condition"):
+    """Await `check()` (sync or async) until it returns a truthy value; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        await asyncio.sleep(interval)

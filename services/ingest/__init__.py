@@ -1,1 +1,1 @@
-"""The ingest service (arrives with its own issue)."""
+"""Ingest: pulls RTSP cameras (demux only, never decode) and publishes every packet and keyframe."""

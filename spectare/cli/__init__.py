@@ -14,6 +14,7 @@ from spectare.core.logs import setup_logging
 from spectare.core.redact import redact
 
 from .camera import camera
+from .footage import footage
 from .stack import down, status, testcam, up
 
 
@@ -50,6 +51,7 @@ cli.add_command(down)
 cli.add_command(status)
 cli.add_command(testcam)
 cli.add_command(camera)
+cli.add_command(footage)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ production deployment names its NATS and S3 in the file or the environment.
 
 import json
 import os
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -144,3 +145,55 @@ def load_settings(**overrides: Any) -> Settings:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from None
+
+
+class SectionSettings(BaseSettings):
+    """Base of one service's own settings: the `[<section>]` table of the config file, overridden by
+    `SPECTARE_<SECTION>__<FIELD>` environment variables. Subclasses set `model_config` with
+    `env_prefix` and `section()`."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    @classmethod
+    def section(cls) -> str:
+        raise NotImplementedError
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _TomlSection(settings_cls, cls.section())
+
+    @classmethod
+    def load(cls, **overrides: Any) -> "SectionSettings":
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{cls.section()}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigError(f"invalid settings: {problems}") from None
+
+
+class _TomlSection(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], section: str) -> None:
+        super().__init__(settings_cls)
+        self.section_name = section
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = _config_file()
+        if path is None:
+            return {}
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+        return data.get(self.section_name, {})

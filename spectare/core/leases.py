@@ -7,8 +7,11 @@ The revision at which a lease was claimed is the owner's fencing token: it grows
 so sessions built on it never collide with an earlier owner's.
 """
 
+import contextlib
 import logging
+import math
 import random
+import re
 from dataclasses import dataclass
 
 from nats.js import JetStreamContext
@@ -28,15 +31,22 @@ class Lease:
     revision: int  # revision of the last successful renewal
 
 
-def plan_claims(registered: set[str], held_by_anyone: set[str], mine: set[str], capacity: int) -> list[str]:
-    """Cameras this worker should try to claim now: unowned ones, up to its free capacity.
+def plan_claims(registered: set[str], owners: dict[str, str], mine: set[str], max_cameras: int,
+                live_workers: int, long_free: set[str]) -> list[str]:
+    """Cameras this worker should try to claim now.
 
-    Shuffled so that workers racing for the same free cameras spread over them instead of all
-    trying the same one first.
+    Each worker first fills up to its fair share (cameras / live workers, at most `max_cameras`), so
+    cameras spread over the workers; a camera that stayed free for a whole round (the others are
+    full) is taken by anyone with room left. Shuffled, so workers racing for the same free cameras
+    spread over them instead of all trying the same one first.
     """
-    free = sorted(registered - held_by_anyone - mine)
+    free = list(registered - set(owners) - mine)
     random.shuffle(free)
-    return free[: max(capacity - len(mine), 0)]
+    share = min(max_cameras, math.ceil(len(registered) / max(live_workers, 1)))
+    picks = free[: max(share - len(mine), 0)]
+    room = max_cameras - len(mine) - len(picks)
+    leftovers = [c for c in free if c in long_free and c not in picks]
+    return picks + leftovers[: max(room, 0)]
 
 
 def claim_delay(held: int, capacity: int, claim_interval_s: float) -> float:
@@ -66,21 +76,40 @@ class LeaseTable:
     def _key(self, camera: str) -> str:
         return f"{self.role}.{camera}"
 
-    async def owners(self) -> dict[str, str]:
-        """camera -> worker id for every live lease of this role."""
+    async def snapshot(self) -> tuple[dict[str, str], int]:
+        """(camera -> owner for every live lease of this role, number of live workers of this role)."""
         try:
-            keys = await self.kv.keys(filters=[f"{self.role}.*"])
+            keys = await self.kv.keys()
         except NoKeysError:
-            return {}
-        owners = {}
+            return {}, 0
+        owners, members = {}, 0
         for key in keys:
-            try:
-                entry = await self.kv.get(key)
-            except KeyNotFoundError:
-                continue
-            if entry.value:
-                owners[key.split(".", 1)[1]] = entry.value.decode()
-        return owners
+            if key.startswith(self._member_prefix):
+                members += 1
+            elif key.startswith(f"{self.role}."):
+                try:
+                    entry = await self.kv.get(key)
+                except KeyNotFoundError:
+                    continue
+                if entry.value:
+                    owners[key.split(".", 1)[1]] = entry.value.decode()
+        return owners, members
+
+    async def owners(self) -> dict[str, str]:
+        return (await self.snapshot())[0]
+
+    async def announce(self) -> None:
+        """Say this worker is alive (expires with the TTL like a lease): workers count each other to
+        share cameras fairly."""
+        await self.kv.put(self._member_prefix + _key_safe(self.worker_id), b"")
+
+    async def withdraw(self) -> None:
+        with contextlib.suppress(KeyNotFoundError):
+            await self.kv.delete(self._member_prefix + _key_safe(self.worker_id))
+
+    @property
+    def _member_prefix(self) -> str:
+        return f"members.{self.role}."
 
     async def claim(self, camera: str) -> Lease | None:
         """Take the lease if nobody holds it; None if someone does."""
@@ -114,3 +143,7 @@ class LeaseTable:
             await self.kv.delete(self._key(camera), last=lease.revision)
         except (KeyWrongLastSequenceError, KeyNotFoundError):
             pass  # already expired or taken: nothing of ours to give back
+
+
+def _key_safe(text: str) -> str:
+    return re.sub(r"[^-_=a-zA-Z0-9]", "_", text)

@@ -48,16 +48,19 @@ class CameraWorker:
         self.registered: dict[str, CameraConfig] = {}
         self.tasks: dict[str, asyncio.Task] = {}
         self.leases: LeaseTable | None = None
+        self.free_last_round: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         registry = await CameraRegistry.open(self.js, self.settings)
         self.leases = await LeaseTable.open(self.js, self.settings, self.role, self.worker_id)
         log.info("%s worker %s up (at most %d cameras)", self.role, self.worker_id, self.max_cameras)
         watcher = asyncio.create_task(self._follow_registry(registry))
+        await self.leases.announce()
         try:
             last_renew = time.monotonic()
             while not stop.is_set():
                 if time.monotonic() - last_renew >= self.leases.ttl_s / 3:
+                    await self.leases.announce()
                     await self._renew_all()
                     last_renew = time.monotonic()
                 await self._reap_crashed()
@@ -68,6 +71,7 @@ class CameraWorker:
             watcher.cancel()
             for camera in list(self.tasks):
                 await self._stop(camera, release=True)
+            await self.leases.withdraw()
             log.info("%s worker %s stopped", self.role, self.worker_id)
 
     async def _follow_registry(self, registry: CameraRegistry) -> None:
@@ -94,7 +98,13 @@ class CameraWorker:
     async def _claim_free(self) -> None:
         assert self.leases is not None
         mine = set(self.leases.held)
-        candidates = plan_claims(set(self.registered), set(await self.leases.owners()), mine, self.max_cameras)
+        if len(mine) >= self.max_cameras or set(self.registered) <= mine:
+            self.free_last_round = set()
+            return  # nothing this worker could take: spare the lookups
+        owners, workers = await self.leases.snapshot()
+        candidates = plan_claims(set(self.registered), owners, mine, self.max_cameras, max(workers, 1),
+                                 self.free_last_round)
+        self.free_last_round = set(self.registered) - set(owners) - mine
         if not candidates:
             return
         await asyncio.sleep(claim_delay(len(mine), self.max_cameras, self.claim_interval_s))

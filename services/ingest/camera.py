@@ -1,0 +1,127 @@
+"""One camera, for as long as this worker holds its lease: connect, publish, reconnect.
+
+Every (re)connect is a new session `<lease token>-<attempt>` (both hex): StreamInfo first, then
+every packet on `cams.<cam>.packets` with `Nats-Msg-Id: <cam>:<session>:<seq>` and every keyframe,
+self-contained, on `cams.<cam>.keyframes`.
+"""
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from fractions import Fraction
+
+from spectare.schemas import CameraConfig, Keyframe, Packet, StreamInfo, VideoTrack
+
+from spectare.core.backoff import Backoff
+from spectare.core.config import Settings
+from spectare.core.errors import UnreachableError
+from spectare.core.leases import Lease
+from spectare.core.redact import redact
+
+from .publisher import OrderedPublisher, PublishFailed
+from .settings import IngestSettings
+from .source import CameraSource, SourceEnded, SourceInfo
+from .timing import SessionClock
+
+log = logging.getLogger(__name__)
+
+# A session that delivered packets this long counts as healthy: the next failure starts the
+# reconnect back-off from the beginning again.
+HEALTHY_SESSION_S = 10.0
+
+
+class CameraIngest:
+    def __init__(self, js, settings: Settings, ingest: IngestSettings, config: CameraConfig, lease: Lease,
+                 counters: Counter) -> None:
+        self.js = js
+        self.names = settings.names
+        self.ingest = ingest
+        self.config = config
+        self.lease = lease
+        self.counters = counters
+
+    @property
+    def camera(self) -> str:
+        return self.config.name
+
+    async def run(self) -> None:
+        backoff = Backoff(self.ingest.reconnect_min_s, self.ingest.reconnect_max_s)
+        attempt = 0
+        failing_since: float | None = None
+        while True:
+            session = f"{self.lease.token:x}-{attempt:x}"
+            attempt += 1
+            try:
+                source = await CameraSource.open(self.config.url, self.ingest.open_timeout_s,
+                                                 self.ingest.read_timeout_s, self.ingest.probe_size)
+            except UnreachableError as exc:
+                self.counters["connect_errors"] += 1
+                delay = backoff.next_delay()
+                if failing_since is None:  # one line per outage, not one per attempt
+                    failing_since = time.monotonic()
+                    log.warning("camera %s: %s; retrying with back-off up to %.0fs", self.camera, exc,
+                                self.ingest.reconnect_max_s)
+                await asyncio.sleep(delay)
+                continue
+            if failing_since is not None:
+                log.info("camera %s: reachable again after %.0fs", self.camera, time.monotonic() - failing_since)
+                failing_since = None
+            started = time.monotonic()
+            try:
+                await self._stream(source, session)
+            except (SourceEnded, PublishFailed) as exc:
+                self.counters["sessions_ended"] += 1
+                log.warning("camera %s: session %s ended: %s; reconnecting", self.camera, session, redact(str(exc)))
+            finally:
+                await source.close()
+            if time.monotonic() - started >= HEALTHY_SESSION_S:
+                backoff.reset()
+            self.counters["reconnects"] += 1
+            await asyncio.sleep(backoff.next_delay())
+
+    async def _stream(self, source: CameraSource, session: str) -> None:
+        info = source.info
+        if info.audio:
+            log.info("camera %s: audio track (%s) is not recorded; video only", self.camera, info.audio)
+        publisher = OrderedPublisher(self.js, self.ingest.max_msgs_in_flight, self.ingest.max_bytes_in_flight,
+                                     self.ingest.ack_timeout_s, self.ingest.publish_deadline_s)
+        cam = self.camera
+        try:
+            stream_info = StreamInfo(camera=cam, session=session, started_at=time.time(), video=_video_track(info))
+            await publisher.publish(self.names.info(cam), stream_info.encode(), f"{cam}:{session}:info")
+            log.info("camera %s: session %s from %s: %s %dx%d %s fps", cam, session, redact(self.config.url),
+                     info.codec, info.width, info.height, f"{info.fps:.2f}" if info.fps else "?")
+            clock = SessionClock(info.time_base, _frame_duration(info))
+            packets_subject, keyframes_subject = self.names.packets(cam), self.names.keyframes(cam)
+            seq = 0
+            while True:
+                for timed in clock.push(await source.next()):
+                    packet = Packet(camera=cam, session=session, seq=seq, pts=timed.pts, dts=timed.dts,
+                                    duration=timed.duration, keyframe=timed.keyframe, wall_time=timed.wall_time,
+                                    data=timed.data)
+                    await publisher.publish(packets_subject, packet.encode(), f"{cam}:{session}:{seq}")
+                    if timed.keyframe:
+                        keyframe = Keyframe(camera=cam, session=session, seq=seq, wall_time=timed.wall_time,
+                                            codec=info.codec, width=info.width, height=info.height,
+                                            extradata=info.extradata, data=timed.data)
+                        await publisher.publish(keyframes_subject, keyframe.encode(), f"{cam}:{session}:{seq}")
+                    self.counters["packets"] += 1
+                    self.counters["bytes"] += len(timed.data)
+                    seq += 1
+        except SourceEnded:
+            await publisher.flush()  # what was read before the camera went away is still recorded
+            raise
+        finally:
+            publisher.abandon()
+
+
+def _video_track(info: SourceInfo) -> VideoTrack:
+    return VideoTrack(codec=info.codec, width=info.width, height=info.height,
+                      time_base=(info.time_base.numerator, info.time_base.denominator),
+                      extradata=info.extradata, fps=info.fps)
+
+
+def _frame_duration(info: SourceInfo) -> int:
+    fps = info.fps or 15.0
+    return max(round(Fraction(1) / (Fraction(fps).limit_denominator(1001) * info.time_base)), 1)

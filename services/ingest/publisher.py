@@ -1,0 +1,117 @@
+"""Ordered, bounded JetStream publishing for one camera.
+
+Messages go out asynchronously, up to a cap of messages and bytes awaiting their acknowledgement;
+acknowledgements are awaited in order, each with a timeout (nats-py can leave an ack future
+unresolved forever, DESIGN section 5). When one fails, every unacknowledged message is sent again
+in order, one at a time, until acknowledged or the deadline passes: `Nats-Msg-Id` makes the
+repeats harmless, as JetStream drops what it already stored.
+"""
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+
+from spectare.core.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+
+class PublishFailed(Exception):
+    """A message could not be stored within the deadline; the session must end."""
+
+
+@dataclass
+class _Pending:
+    subject: str
+    payload: bytes
+    msg_id: str
+    future: asyncio.Future | None
+
+
+class OrderedPublisher:
+    def __init__(self, js: JetStreamContext, max_msgs: int, max_bytes: int, ack_timeout_s: float,
+                 deadline_s: float) -> None:
+        self.js = js
+        self.max_msgs = max_msgs
+        self.max_bytes = max_bytes
+        self.ack_timeout_s = ack_timeout_s
+        self.deadline_s = deadline_s
+        self.window: deque[_Pending] = deque()
+        self.bytes_in_flight = 0
+        self.published = 0
+        self.retries = 0
+
+    async def publish(self, subject: str, payload: bytes, msg_id: str) -> None:
+        while self.window and (
+            len(self.window) >= self.max_msgs or self.bytes_in_flight + len(payload) > self.max_bytes
+        ):
+            await self._settle_oldest()
+        headers = {"Nats-Msg-Id": msg_id}
+        try:
+            future = await self.js.publish_async(subject, payload, headers=headers, wait_stall=self.ack_timeout_s)
+        except (NatsError, TimeoutError, OSError):
+            future = None  # settled (resent) in order below
+        self.window.append(_Pending(subject, payload, msg_id, future))
+        self.bytes_in_flight += len(payload)
+
+    async def flush(self) -> None:
+        """Wait until everything published so far is acknowledged."""
+        while self.window:
+            await self._settle_oldest()
+
+    def abandon(self) -> None:
+        """Forget unacknowledged messages (the session is over); cancel their futures."""
+        for pending in self.window:
+            if pending.future is not None:
+                pending.future.cancel()
+        self.window.clear()
+        self.bytes_in_flight = 0
+
+    async def _settle_oldest(self) -> None:
+        pending = self.window[0]
+        if not await self._acked(pending):
+            await self._resend_window()
+            return
+        self.window.popleft()
+        self.bytes_in_flight -= len(pending.payload)
+        self.published += 1
+
+    async def _acked(self, pending: _Pending) -> bool:
+        if pending.future is None:
+            return False
+        try:
+            await asyncio.wait_for(pending.future, self.ack_timeout_s)  # cancels the future on timeout
+            return True
+        except (TimeoutError, NatsError, asyncio.CancelledError, OSError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and asyncio.current_task().cancelling():
+                raise
+            return False
+
+    async def _resend_window(self) -> None:
+        log.warning("JetStream did not acknowledge %s; resending %d message(s) in order",
+                    self.window[0].msg_id, len(self.window))
+        for pending in self.window:
+            if pending.future is not None and not pending.future.done():
+                pending.future.cancel()
+        deadline = time.monotonic() + self.deadline_s
+        backoff = Backoff(first_s=0.2, max_s=5.0)
+        while self.window:
+            pending = self.window[0]
+            try:
+                await self.js.publish(pending.subject, pending.payload, timeout=self.ack_timeout_s,
+                                      headers={"Nats-Msg-Id": pending.msg_id})
+            except (NatsError, TimeoutError, OSError) as exc:
+                self.retries += 1
+                if time.monotonic() > deadline:
+                    raise PublishFailed(f"{pending.msg_id} not stored after {self.deadline_s:.0f}s: {exc}") from None
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            backoff.reset()
+            self.window.popleft()
+            self.bytes_in_flight -= len(pending.payload)
+            self.published += 1

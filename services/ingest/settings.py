@@ -1,0 +1,47 @@
+"""Ingest settings: `[ingest]` in the config file, `SPECTARE_INGEST__<FIELD>` in the environment."""
+
+from typing import Annotated
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from spectare.core.config import SectionSettings
+
+
+class IngestSettings(SectionSettings):
+    model_config = SettingsConfigDict(env_prefix="SPECTARE_INGEST__", extra="ignore")
+
+    @classmethod
+    def section(cls) -> str:
+        return "ingest"
+
+    max_cameras: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=64, description="most cameras one ingest worker pulls at once"
+    )
+    open_timeout_s: Annotated[float, Field(gt=0, le=120)] = Field(
+        default=10.0, description="seconds to wait for a camera to answer when connecting"
+    )
+    read_timeout_s: Annotated[float, Field(gt=0, le=120)] = Field(
+        default=5.0, description="seconds without a packet before a connection counts as dead"
+    )
+    reconnect_min_s: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=0.5, description="first reconnect delay; doubles per failure"
+    )
+    reconnect_max_s: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=30.0, description="longest reconnect delay"
+    )
+    max_bytes_in_flight: Annotated[int, Field(ge=64 * 1024, le=1 << 30)] = Field(
+        default=8 * 1024 * 1024, description="unacknowledged bytes per camera before publishing waits"
+    )
+    max_msgs_in_flight: Annotated[int, Field(ge=1, le=10000)] = Field(
+        default=64, description="unacknowledged messages per camera before publishing waits"
+    )
+    ack_timeout_s: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=5.0, description="seconds to wait for JetStream to acknowledge one publish"
+    )
+    publish_deadline_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=60.0, description="how long one message is retried before the session is given up"
+    )
+    probe_size: Annotated[int, Field(ge=2048, le=50_000_000)] = Field(
+        default=32768, description="bytes FFmpeg reads to find the stream format (small = fast connect)"
+    )

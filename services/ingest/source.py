@@ -1,0 +1,146 @@
+"""One RTSP connection read with PyAV in a thread of its own: demux only, never decode.
+
+The reader thread hands packets to the event loop through a bounded queue, so a slow publisher
+slows reading (TCP back-pressure to the camera) instead of growing memory.
+"""
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+
+from spectare.core.errors import UnreachableError
+from spectare.core.redact import redact
+
+from .timing import RawPacket
+
+log = logging.getLogger(__name__)
+
+# Codecs whose packets Spectare records and remuxes into MP4 chunks.
+VIDEO_CODECS = ("h264", "hevc")
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    codec: str
+    width: int
+    height: int
+    time_base: Fraction
+    extradata: bytes
+    fps: float | None
+    audio: str | None  # codec name of an audio track that is not recorded, if any
+
+
+class SourceEnded(Exception):
+    """The camera closed the stream or stopped sending (read timeout)."""
+
+
+_END = object()
+
+
+class CameraSource:
+    """Open with `await CameraSource.open(...)`, then `await source.next()` per packet."""
+
+    def __init__(self, container: av.container.InputContainer, info: SourceInfo, queue_size: int = 64) -> None:
+        self.container = container
+        self.info = info
+        self._queue: asyncio.Queue = asyncio.Queue(queue_size)
+        self._loop = asyncio.get_running_loop()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="rtsp-reader", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    async def open(cls, url: str, open_timeout_s: float, read_timeout_s: float, probe_size: int) -> "CameraSource":
+        container = await asyncio.to_thread(_open, url, open_timeout_s, read_timeout_s, probe_size)
+        try:
+            info = _describe(container, url)
+        except Exception:
+            container.close()
+            raise
+        return cls(container, info)
+
+    def _read(self) -> None:
+        stream = self.container.streams.video[0]
+        try:
+            for packet in self.container.demux(stream):
+                if self._closed.is_set():
+                    return
+                if packet.size == 0:
+                    continue  # the demuxer's end-of-stream flush packet
+                raw = RawPacket(packet.pts, packet.dts, packet.duration or 0, packet.is_keyframe,
+                                bytes(packet), time.time())
+                if not self._hand_over(raw):
+                    return
+            self._hand_over(SourceEnded("the camera ended the stream"))
+        except av.error.FFmpegError as exc:
+            self._hand_over(SourceEnded(redact(f"read failed: {exc}")))
+        except Exception as exc:  # a bug must not hang the session: end it and let it reconnect
+            self._hand_over(SourceEnded(f"reader crashed: {type(exc).__name__}: {redact(str(exc))}"))
+
+    def _hand_over(self, item: object) -> bool:
+        """Queue an item for the loop, waiting while the queue is full; False once closed."""
+        while not self._closed.is_set():
+            future = asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop)
+            try:
+                future.result(timeout=0.5)
+                return True
+            except TimeoutError:
+                future.cancel()
+            except RuntimeError:  # the loop is gone
+                return False
+        return False
+
+    async def next(self) -> RawPacket:
+        item = await self._queue.get()
+        if isinstance(item, SourceEnded):
+            raise item
+        return item
+
+    async def close(self) -> None:
+        self._closed.set()
+        while not self._queue.empty():  # unblock a reader waiting on a full queue
+            self._queue.get_nowait()
+        await asyncio.to_thread(self._thread.join, 5)
+        await asyncio.to_thread(self.container.close)
+
+
+def _open(url: str, open_timeout_s: float, read_timeout_s: float, probe_size: int) -> av.container.InputContainer:
+    options = {"analyzeduration": "0", "probesize": str(probe_size)}
+    if url.startswith(("rtsp://", "rtsps://")):
+        options["rtsp_transport"] = "tcp"
+    try:
+        return av.open(url, options=options, timeout=(open_timeout_s, read_timeout_s))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise UnreachableError(redact(f"cannot open {url}: {_reason(exc)}")) from None
+
+
+def _reason(exc: Exception) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    if "401" in text or "Unauthorized" in text:
+        return "the camera refused the credentials (401 Unauthorized)"
+    return text
+
+
+def _describe(container: av.container.InputContainer, url: str) -> SourceInfo:
+    if not container.streams.video:
+        raise UnreachableError(redact(f"{url} has no video track"))
+    video = container.streams.video[0]
+    codec = video.codec_context.name
+    if codec not in VIDEO_CODECS:
+        raise UnreachableError(redact(f"{url}: video codec {codec} is not recordable (needs H.264 or H.265)"))
+    rate = video.average_rate or video.guessed_rate
+    audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+    return SourceInfo(
+        codec=codec,
+        width=video.codec_context.width,
+        height=video.codec_context.height,
+        time_base=video.time_base or Fraction(1, 90000),
+        extradata=bytes(video.codec_context.extradata or b""),
+        fps=float(rate) if rate else None,
+        audio=audio,
+    )

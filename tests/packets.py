@@ -1,0 +1,100 @@
+"""Real packets for segmenter tests: a clip made by `make_test_clip`, demuxed as ingest would publish it.
+
+MP4 files hold AVCC H.264; RTSP (what ingest sees) gives Annex-B, so every packet goes through
+`h264_mp4toannexb` and the extradata is rewritten from avcC to Annex-B start codes.
+"""
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from av.bitstream import BitStreamFilterContext
+
+from spectare.schemas import AudioTrack, Packet, StreamInfo, VideoTrack
+
+
+@dataclass(frozen=True)
+class ClipPacket:
+    """One demuxed packet of a clip, before it is given a camera, a session and a wall time."""
+
+    track: str
+    pts: int
+    dts: int
+    duration: int
+    keyframe: bool
+    data: bytes
+    time_base: Fraction
+
+    @property
+    def seconds(self) -> float:
+        return float(self.pts * self.time_base)
+
+
+@dataclass(frozen=True)
+class Clip:
+    video: VideoTrack
+    audio: AudioTrack | None
+    packets: tuple[ClipPacket, ...]  # in demux (decode) order, tracks interleaved
+
+    @property
+    def frames(self) -> int:
+        return sum(1 for p in self.packets if p.track == "video")
+
+    def stream_info(self, camera: str, session: str, started_at: float) -> StreamInfo:
+        return StreamInfo(camera=camera, session=session, started_at=started_at, video=self.video, audio=self.audio)
+
+    def session_packets(self, camera: str, session: str, anchor: float, first_seq: int = 0,
+                        offset_s: float = 0.0) -> list[Packet]:
+        """Every packet as ingest would publish it: seq from first_seq, wall_time = anchor + pts (+ offset)."""
+        return [
+            Packet(camera=camera, session=session, seq=first_seq + i, track=p.track, pts=p.pts, dts=p.dts,
+                   duration=p.duration, keyframe=p.keyframe, wall_time=anchor + offset_s + p.seconds, data=p.data)
+            for i, p in enumerate(self.packets)
+        ]
+
+
+def avcc_to_annexb(extradata: bytes) -> bytes:
+    """avcC (MP4's H.264 decoder configuration) -> SPS and PPS NAL units behind Annex-B start codes."""
+    if not extradata or extradata[0] != 1:
+        return extradata  # already Annex-B (or empty)
+    out, i = b"", 6
+    for count_at_i in (True, False):
+        count = extradata[5] & 0x1F if count_at_i else extradata[i]
+        if not count_at_i:
+            i += 1
+        for _ in range(count):
+            size = int.from_bytes(extradata[i:i + 2], "big")
+            out += b"\x00\x00\x00\x01" + extradata[i + 2:i + 2 + size]
+            i += 2 + size
+    return out
+
+
+def load_clip(path: Path) -> Clip:
+    with av.open(str(path)) as container:
+        vstream = container.streams.video[0]
+        astream = container.streams.audio[0] if container.streams.audio else None
+        ctx = vstream.codec_context
+        video = VideoTrack(codec=ctx.name, width=ctx.width, height=ctx.height,
+                           time_base=(vstream.time_base.numerator, vstream.time_base.denominator),
+                           extradata=avcc_to_annexb(bytes(ctx.extradata or b"")),
+                           fps=float(vstream.average_rate) if vstream.average_rate else None)
+        audio = None
+        if astream is not None:
+            actx = astream.codec_context
+            audio = AudioTrack(codec=actx.name, sample_rate=actx.sample_rate, channels=actx.layout.nb_channels,
+                               time_base=(astream.time_base.numerator, astream.time_base.denominator),
+                               extradata=bytes(actx.extradata or b""))
+        bsf = BitStreamFilterContext("h264_mp4toannexb", vstream)
+        packets: list[ClipPacket] = []
+        streams = [vstream] + ([astream] if astream is not None else [])
+        for packet in container.demux(*streams):
+            if packet.stream is vstream:
+                filtered = bsf.filter(packet) if packet.size else bsf.filter(None)
+            else:
+                filtered = [packet] if packet.size else []
+            for p in filtered:
+                track = "video" if packet.stream is vstream else "audio"
+                packets.append(ClipPacket(track, p.pts, p.dts, p.duration, bool(p.is_keyframe) or track == "audio",
+                                          bytes(p), p.time_base or packet.stream.time_base))
+    return Clip(video, audio, tuple(packets))
