@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from spectare.core.config import Settings, load_settings
+from spectare.core.config import settings_env as cli_env
 from spectare.local.servers import NatsServer, SeaweedS3
 
 
@@ -27,17 +28,6 @@ def settings_for(nats: NatsServer, s3: SeaweedS3, state_dir: Path, **overrides) 
     )
 
 
-def cli_env(settings: Settings) -> dict[str, str]:
-    """Environment that points a `spectare` subprocess at the same servers as `settings`."""
-    return {
-        "SPECTARE_PREFIX": settings.prefix,
-        "SPECTARE_STATE_DIR": str(settings.state_dir),
-        "SPECTARE_NATS__URL": settings.nats.url,
-        "SPECTARE_S3__ENDPOINT": settings.s3.endpoint,
-        "SPECTARE_S3__ACCESS_KEY": settings.s3.access_key,
-        "SPECTARE_S3__SECRET_KEY": settings.s3.secret_key.get_secret_value(),
-        "SPECTARE_S3__BUCKET": settings.s3.bucket,
-    }
 
 
 class ServiceProcess:

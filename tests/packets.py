@@ -4,13 +4,15 @@ MP4 files hold AVCC H.264; RTSP (what ingest sees) gives Annex-B, so every packe
 `h264_mp4toannexb` and the extradata is rewritten from avcC to Annex-B start codes.
 """
 
+import io
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 from av.bitstream import BitStreamFilterContext
-
 from spectare.schemas import AudioTrack, Packet, StreamInfo, VideoTrack
 
 
@@ -98,3 +100,32 @@ def load_clip(path: Path) -> Clip:
                 packets.append(ClipPacket(track, p.pts, p.dts, p.duration, bool(p.is_keyframe) or track == "audio",
                                           bytes(p), p.time_base or packet.stream.time_base))
     return Clip(video, audio, tuple(packets))
+
+
+@dataclass(frozen=True)
+class Mp4Check:
+    frames: int  # video frames decoded
+    audio_frames: int
+    duration: float  # container duration, seconds
+    first_pts: float  # first video frame's time, seconds
+    fps: float
+
+
+def check_mp4(data: bytes) -> Mp4Check:
+    """Decode every frame of an MP4 held in memory; fail if ffmpeg reports any error doing so."""
+    with tempfile.NamedTemporaryFile(suffix=".mp4") as f:  # a plain MP4 needs a seekable input
+        f.write(data)
+        f.flush()
+        result = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", f.name, "-f", "null", "-"],
+                                capture_output=True, timeout=60)
+    assert result.returncode == 0 and not result.stderr.strip(), f"ffmpeg: {result.stderr.decode()[-500:]}"
+    with av.open(io.BytesIO(data)) as container:
+        vstream = container.streams.video[0]
+        fps = float(vstream.average_rate or 0)
+        duration = container.duration / 1e6 if container.duration else 0.0
+        video_frames = list(container.decode(video=0))
+    audio_frames = 0
+    with av.open(io.BytesIO(data)) as container:
+        if container.streams.audio:
+            audio_frames = sum(1 for _ in container.decode(audio=0))
+    return Mp4Check(len(video_frames), audio_frames, duration, float(video_frames[0].time), fps)

@@ -2,16 +2,17 @@
 reconnects, how workers share cameras."""
 
 import asyncio
+import itertools
 import time
 from collections import defaultdict
 
 import av
 import pytest
+from spectare.schemas import CameraConfig, Keyframe, Packet, StreamInfo
 
 from spectare.core.leases import LeaseTable
 from spectare.core.registry import CameraRegistry
 from spectare.local.testcam import RtspTestCamera
-from spectare.schemas import CameraConfig, Keyframe, Packet, StreamInfo
 
 from .helpers import ServiceProcess, eventually
 
@@ -77,7 +78,7 @@ async def test_publishes_stream_info_packets_and_self_contained_keyframes(js, se
     assert all(msg_id == expected for msg_id, expected in tap.msg_ids)
     assert packets[0].keyframe, "a session starts at the camera's first packet, an IDR"
     assert [p.seq for p in packets if p.keyframe][:3] == [0, 15, 30], "1 s GOP at 15 fps"
-    steps = [b.wall_time - a.wall_time for a, b in zip(packets, packets[1:])]
+    steps = [b.wall_time - a.wall_time for a, b in itertools.pairwise(packets)]
     assert steps == pytest.approx([1 / 15] * len(steps), abs=1e-3), "wall time advances by pts"
     assert abs(packets[-1].wall_time - time.time()) < 5
 

@@ -3,7 +3,6 @@
 from fractions import Fraction
 
 import pytest
-
 from spectare.ingest.timing import RawPacket, SessionClock
 
 TB = Fraction(1, 90000)  # RTSP video

@@ -186,6 +186,10 @@ class Chunker:
         self._consumed(ack)
         return actions
 
+    def on_skipped(self, ack: Any) -> None:
+        """A message that is not for the chunker (undecodable): settled with the chunk it falls in."""
+        self._consumed(ack)
+
     def tick(self, now: float) -> list[Action]:
         """Note the passing of time; a stall closes the open chunk and opens a gap."""
         if self._fresh:

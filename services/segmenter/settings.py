@@ -73,7 +73,9 @@ class SegmenterSettings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = _config_file()
         if config_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file, toml_table_header=("segmenter",)))
+            sources.append(
+                TomlConfigSettingsSource(settings_cls, toml_file=config_file, toml_table_header=("segmenter",))
+            )
         return tuple(sources)
 
 

@@ -136,6 +136,20 @@ def read_stack_file(state_dir: Path) -> dict[str, Any] | None:
         return None
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment variables that make another Spectare process use the same servers as `settings`."""
+    return {
+        "SPECTARE_PREFIX": settings.prefix,
+        "SPECTARE_STATE_DIR": str(settings.state_dir),
+        "SPECTARE_NATS__URL": settings.nats.url,
+        "SPECTARE_S3__ENDPOINT": settings.s3.endpoint,
+        "SPECTARE_S3__ACCESS_KEY": settings.s3.access_key,
+        "SPECTARE_S3__SECRET_KEY": settings.s3.secret_key.get_secret_value(),
+        "SPECTARE_S3__BUCKET": settings.s3.bucket,
+        "SPECTARE_S3__SECURE": "true" if settings.s3.secure else "false",
+    }
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build Settings, turning validation problems into one readable ConfigError."""
     try:

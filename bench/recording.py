@@ -1,0 +1,185 @@
+"""Recording benchmark: N simulated 1080p15 H.264 RTSP cameras through ingest + segmenter, against
+`ffmpeg -rtsp_transport tcp -i URL -c copy -f segment -segment_time 10` recording the same streams
+in the same run.
+
+Reports CPU seconds per camera-minute for our services, for nats-server and the S3 server
+separately, and for ffmpeg; the ratio ours / ffmpeg; and chunk availability latency: from the
+receipt of a chunk's last frame to its Segment event (published after the object is in S3).
+"""
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from spectare.schemas import CameraConfig, Gap, Segment, decode_one_of
+
+from spectare.core.bus import connect, ensure_topology
+from spectare.core.config import load_settings, settings_env
+from spectare.core.registry import CameraRegistry
+from spectare.core.store import ensure_bucket
+from spectare.local.process import ManagedProcess
+from spectare.local.servers import NatsServer, S3Credentials, SeaweedS3
+from spectare.local.stack import DEMO_SOURCE
+from spectare.local.testcam import RtspTestCamera, make_test_clip
+
+from .cpu import CpuMeter
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+CLIP = ROOT / "assets" / "bench" / "cam-1080p15.mp4"
+FPS = 15
+SEGMENT_SECONDS = 10
+
+
+def add_arguments(parser) -> None:
+    group = parser.add_argument_group("recording")
+    group.add_argument("--cameras", default="1,8,32", help="comma-separated camera counts (default 1,8,32)")
+    group.add_argument("--seconds", type=float, default=60.0, help="measured seconds per phase (default 60)")
+
+
+def run(args) -> None:
+    counts = [int(c) for c in str(args.cameras).split(",") if c.strip()]
+    clip = make_test_clip(DEMO_SOURCE, CLIP, width=1920, height=1080, fps=FPS, gop_seconds=1, seconds=30,
+                          bitrate_kbps=4000)
+    rows = []
+    for count in counts:
+        print(f"recording benchmark: {count} camera(s), {args.seconds:.0f} s per phase ...", flush=True)
+        rows.append(asyncio.run(_one(count, args.seconds, clip)))
+        _print_table(rows)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {"benchmark": "recording", "clip": "1920x1080 15 fps H.264 ~4 Mbit/s, 1 s GOP",
+              "segment_seconds": SEGMENT_SECONDS, "measured_seconds": args.seconds,
+              "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}
+    (RESULTS / "recording.json").write_text(json.dumps(result, indent=2))
+    print(f"wrote {RESULTS / 'recording.json'}")
+
+
+async def _one(count: int, seconds: float, clip: Path) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="spectare-bench-"))
+    names = [f"bench{i:02d}" for i in range(count)]
+    nats = NatsServer(work / "nats", work / "nats.log")
+    s3 = SeaweedS3(work / "s3", work / "s3.log", S3Credentials.generate())
+    camera = RtspTestCamera({n: clip for n in names}, work / "testcam.log")
+    processes: list[ManagedProcess] = []
+    try:
+        nats.start()
+        s3.start()
+        camera.start()
+        settings = load_settings(
+            prefix="bench", state_dir=work,
+            nats={"url": nats.url},
+            s3={"endpoint": s3.endpoint, "access_key": s3.credentials.access_key,
+                "secret_key": s3.credentials.secret_key, "bucket": "bench" + secrets.token_hex(4)},
+        )
+        ensure_bucket(settings.s3)
+        nc = await connect(settings, "bench")
+        js = nc.jetstream()
+        await ensure_topology(js, settings)
+        registry = await CameraRegistry.open(js, settings)
+        for name in names:
+            await registry.add(CameraConfig(name=name, url=camera.url(name), detect=False,
+                                            segment_seconds=SEGMENT_SECONDS))
+
+        # Phase 1: Spectare.
+        latencies: list[float] = []
+        segments: list[Segment] = []
+
+        async def on_footage(msg):
+            item = decode_one_of(msg.data, Segment, Gap)
+            if isinstance(item, Segment):
+                segments.append(item)
+                latencies.append(time.time() - (item.end - 1 / FPS))
+
+        env = {**settings_env(settings), "SPECTARE_LOG_LEVEL": "WARNING",
+               "SPECTARE_INGEST__MAX_CAMERAS": str(count), "SPECTARE_SEGMENTER__MAX_CAMERAS": str(count)}
+        for service in ("ingest", "segmenter"):
+            process = ManagedProcess(service, [sys.executable, "-m", f"spectare.{service}"],
+                                     work / f"{service}.log", env=env)
+            process.start()
+            processes.append(process)
+        warmup_deadline = time.monotonic() + 30
+        while time.monotonic() < warmup_deadline:
+            state = (await js.stream_info(settings.names.media_stream)).state
+            if state.num_subjects >= count * 2:  # every camera's info and packets subjects
+                break
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(SEGMENT_SECONDS + 2)  # let the first (partial) chunks pass
+        sub = await nc.subscribe(settings.names.footage("*"), cb=on_footage)
+        ours = CpuMeter({
+            "ingest": [processes[0].pid], "segmenter": [processes[1].pid],
+            "nats-server": [nats.process.pid], "s3": [s3.process.pid], "camera": [camera.process.pid],
+        })
+        ours.start()
+        await asyncio.sleep(seconds)
+        used = ours.stop()
+        await sub.unsubscribe()
+        for process in processes:
+            process.stop()
+        processes.clear()
+
+        # Phase 2: ffmpeg on the same streams.
+        ffmpegs = []
+        for name in names:
+            out = work / "ffmpeg" / name
+            out.mkdir(parents=True)
+            process = ManagedProcess(f"ffmpeg-{name}", [
+                shutil.which("ffmpeg") or "/usr/bin/ffmpeg", "-nostdin", "-loglevel", "error",
+                "-rtsp_transport", "tcp", "-i", camera.url(name), "-c", "copy", "-f", "segment",
+                "-segment_time", str(SEGMENT_SECONDS), "-reset_timestamps", "1", str(out / "%05d.mp4"),
+            ], work / "ffmpeg.log")
+            process.start()
+            ffmpegs.append(process)
+        await asyncio.sleep(5)
+        theirs = CpuMeter({"ffmpeg": [p.pid for p in ffmpegs], "camera": [camera.process.pid]})
+        theirs.start()
+        await asyncio.sleep(seconds)
+        ffmpeg_used = theirs.stop()
+        for process in ffmpegs:
+            process.stop()
+        await nc.close()
+    finally:
+        for process in processes:
+            process.stop()
+        camera.stop()
+        s3.stop()
+        nats.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    camera_minutes = count * seconds / 60
+    per = {k: v / camera_minutes for k, v in used.items()}
+    ffmpeg_per = ffmpeg_used["ffmpeg"] / camera_minutes
+    ordered = sorted(latencies)
+    return {
+        "cameras": count,
+        "ingest_cpu_s_per_cam_min": round(per["ingest"], 4),
+        "segmenter_cpu_s_per_cam_min": round(per["segmenter"], 4),
+        "ours_cpu_s_per_cam_min": round(per["ingest"] + per["segmenter"], 4),
+        "nats_cpu_s_per_cam_min": round(per["nats-server"], 4),
+        "s3_cpu_s_per_cam_min": round(per["s3"], 4),
+        "ffmpeg_cpu_s_per_cam_min": round(ffmpeg_per, 4),
+        "ratio_ours_to_ffmpeg": round((per["ingest"] + per["segmenter"]) / ffmpeg_per, 2) if ffmpeg_per else None,
+        "chunks": len(segments),
+        "chunks_expected": int(count * seconds / SEGMENT_SECONDS),
+        "latency_p50_s": round(statistics.median(ordered), 3) if ordered else None,
+        "latency_p95_s": round(ordered[int(0.95 * (len(ordered) - 1))], 3) if ordered else None,
+        "camera_server_cpu_s_per_cam_min": round(per["camera"], 4),
+    }
+
+
+def _print_table(rows: list[dict]) -> None:
+    headers = ["cams", "ours", "ingest", "segm.", "nats", "s3", "ffmpeg", "ratio", "chunks", "lat p50", "lat p95"]
+    print("CPU seconds per camera-minute (1080p15); latency: last frame received -> Segment event")
+    print("  ".join(f"{h:>8}" for h in headers))
+    for r in rows:
+        cells = [r["cameras"], r["ours_cpu_s_per_cam_min"], r["ingest_cpu_s_per_cam_min"],
+                 r["segmenter_cpu_s_per_cam_min"], r["nats_cpu_s_per_cam_min"], r["s3_cpu_s_per_cam_min"],
+                 r["ffmpeg_cpu_s_per_cam_min"], r["ratio_ours_to_ffmpeg"], f"{r['chunks']}/{r['chunks_expected']}",
+                 r["latency_p50_s"], r["latency_p95_s"]]
+        print("  ".join(f"{c!s:>8}" for c in cells))

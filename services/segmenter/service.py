@@ -1,0 +1,232 @@
+"""The segmenter service: per camera (under a `segmenter` lease), consume the camera's packets, cut them
+into chunks, and hand chunks and gaps to the camera's in-order sink (remux, upload, announce, ack).
+
+    python -m spectare.segmenter
+
+Per camera: one task fetches from the durable consumer in batches and feeds the chunker; one task
+(the sink) stores and acks what the chunker closes, strictly in order. Fetching goes on while an
+upload waits for S3, up to max_ack_pending un-acked messages (then JetStream holds delivery back,
+and waiting is not mistaken for a stalled camera).
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.errors import APIError, NotFoundError
+from spectare.schemas import CameraConfig, Packet, StreamInfo
+
+from spectare.core.errors import SchemaError, SpectareError
+from spectare.core.leases import Lease
+from spectare.core.service import ServiceContext
+from spectare.core.store import ensure_bucket, s3_client
+from spectare.core.worker import CameraWorker
+
+from .chunker import Action, Chunker, CloseChunk
+from .consumer import InfoLookup, consumer_name, open_consumer, read_footage_end
+from .remux import Remuxer
+from .settings import SegmenterSettings
+from .sink import AckHandle, CameraStats, ChunkSink, Settle, Shared
+
+log = logging.getLogger(__name__)
+
+
+class Segmenter:
+    def __init__(self, ctx: ServiceContext, seg: SegmenterSettings) -> None:
+        self.ctx = ctx
+        self.seg = seg
+        s3 = s3_client(ctx.settings.s3, timeout_s=seg.upload_timeout_s, retries=0)
+        self.shared = Shared(ctx.settings, seg, ctx.js, s3)
+        self.stats: dict[str, CameraStats] = {}
+
+    def totals(self) -> CameraStats:
+        total = CameraStats()
+        for stats in self.stats.values():
+            for name, value in vars(stats).items():
+                setattr(total, name, getattr(total, name) + value)
+        return total
+
+    async def run(self) -> None:
+        try:
+            await asyncio.to_thread(ensure_bucket, self.ctx.settings.s3, self.shared.s3)
+        except SpectareError as exc:  # S3 down at start: uploads wait for it, per chunk
+            log.warning("%s; chunks will wait for it", exc)
+        worker = CameraWorker(self.ctx.js, self.ctx.settings, role="segmenter", run_camera=self.run_camera,
+                              max_cameras=self.seg.max_cameras)
+        await worker.run(self.ctx.stop)
+        t = self.totals()
+        log.info("segmenter stopped: %d chunks, %d bytes, %d gaps, %d garbage messages, %d upload retries",
+                 t.chunks, t.bytes, t.gaps, t.garbage, t.upload_retries)
+
+    async def run_camera(self, config: CameraConfig, lease: Lease) -> None:
+        stats = self.stats.setdefault(config.name, CameraStats())
+        await CameraPipeline(self.shared, config, stats).run()
+
+
+class CameraPipeline:
+    def __init__(self, shared: Shared, config: CameraConfig, stats: CameraStats) -> None:
+        self.shared = shared
+        self.seg = shared.seg
+        self.camera = config.name
+        self.config = config
+        self.stats = stats
+        names = shared.settings.names
+        self.info_subject = names.info(self.camera)
+        self.packets_subject = names.packets(self.camera)
+        self.lookup = InfoLookup(shared.js, shared.settings, self.camera)
+        self.remuxer = Remuxer()
+        self.sink = ChunkSink(self.camera, shared, stats, self.remuxer)
+        self.chunker: Chunker | None = None
+        self.ordinal = 0  # messages consumed so far (redeliveries not counted)
+        self.max_stream_seq = 0
+        self.requested_ordinal = 0  # highest ack handed to the sink
+        self.garbage: list[AckHandle] = []  # undecodable messages not yet covered by an ack
+        self._logged: set[str] = set()
+
+    async def run(self) -> None:
+        js, settings = self.shared.js, self.shared.settings
+        tail, open_gap = await read_footage_end(js, settings, self.camera)
+        sub = await open_consumer(js, settings, self.seg, self.camera, tail)
+        self.chunker = Chunker(self.camera, self.config.segment_seconds, self.seg.stall_timeout_s, time.monotonic(),
+                               max_packets=self.seg.max_chunk_packets, tail=tail, open_gap=open_gap)
+        log.info("camera %s: segmenting into %ds chunks", self.camera, self.config.segment_seconds)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.sink.run(), name=f"segmenter-sink:{self.camera}")
+                tasks.create_task(self._consume(sub), name=f"segmenter-fetch:{self.camera}")
+        except ExceptionGroup as group:  # one of the two failed (the other was cancelled): pass its error on
+            error = group.exceptions[0]
+            if not isinstance(error, SpectareError):
+                log.error("camera %s: segmenting failed", self.camera, exc_info=error)
+            raise error from None
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            self.remuxer.close()
+            s = self.stats
+            log.info("camera %s: stopped (%d chunks, %d bytes, %d gaps, %d garbage, %d upload retries, "
+                     "remux %.1f ms/chunk)", self.camera, s.chunks, s.bytes, s.gaps, s.garbage, s.upload_retries,
+                     1e3 * s.remux_seconds / max(s.chunks, 1))
+
+    async def _consume(self, sub: JetStreamContext.PullSubscription) -> None:
+        assert self.chunker is not None
+        batch, timeout = self.seg.fetch_batch, self.seg.fetch_timeout_s
+        while True:
+            try:
+                msgs = await sub.fetch(batch, timeout=timeout)
+            except TimeoutError:  # nats' own, and the plain one fetch() also raises when its deadline passes
+                msgs = []
+            except (APIError, nats.errors.NoRespondersError) as exc:
+                # e.g. 409 while the server holds delivery back; a deleted consumer ends this camera's run and
+                # the worker restarts it (which recreates the consumer from what is stored).
+                if not await self._consumer_exists():
+                    raise SpectareError(f"camera {self.camera}: consumer deleted ({exc})") from None
+                msgs = []
+                await asyncio.sleep(timeout)
+            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+                    nats.errors.ConnectionDrainingError) as exc:
+                self._log_once("fetch", "camera %s: cannot fetch (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(1.0)
+                msgs = []
+            for msg in msgs:
+                for action in await self._feed(msg):
+                    self._hand_over(action)
+            self._after_batch(time.monotonic())
+
+    async def _consumer_exists(self) -> bool:
+        names = self.shared.settings.names
+        try:
+            await self.shared.js.consumer_info(names.media_stream, consumer_name(self.camera))
+        except NotFoundError:
+            return False
+        except (nats.errors.Error, TimeoutError):
+            pass  # cannot tell now: assume it is there
+        return True
+
+    async def _feed(self, msg: Msg) -> list[Action]:
+        chunker = self.chunker
+        assert chunker is not None
+        stream_seq = msg.metadata.sequence.stream
+        if stream_seq <= self.max_stream_seq:
+            self.stats.redelivered += 1  # an older message again (ack_wait passed): the ack of a later one covers it
+            return []
+        self.max_stream_seq = stream_seq
+        self.ordinal += 1
+        handle = AckHandle(msg, self.ordinal)
+        if msg.subject == self.info_subject:
+            try:
+                info = StreamInfo.decode(msg.data)
+                if info.camera != self.camera:
+                    raise SchemaError(f"stream info of camera {info.camera!r}")
+            except SchemaError as exc:
+                return self._garbage("info", handle, exc)
+            self.lookup.remember(info)
+            return chunker.on_info(info, handle)
+        if msg.subject == self.packets_subject:
+            try:
+                packet = Packet.decode(msg.data)
+                if packet.camera != self.camera:
+                    raise SchemaError(f"packet of camera {packet.camera!r}")
+            except SchemaError as exc:
+                return self._garbage("packets", handle, exc)
+            actions: list[Action] = []
+            if packet.session != chunker.session:
+                info = await self.lookup.find(packet.session, stream_seq)
+                if info is not None:
+                    actions += chunker.on_info(info)
+                else:
+                    self._log_once(f"noinfo:{packet.session}", "camera %s: no stream info for session %s; its "
+                                   "packets cannot be recorded", packet.session)
+            return actions + chunker.on_packet(packet, handle)
+        return self._garbage("subject", handle, SchemaError(f"unexpected subject {msg.subject}"))
+
+    def _garbage(self, kind: str, handle: AckHandle, exc: Exception) -> list[Action]:
+        """An undecodable message: counted, logged once per kind, and settled in order, never ahead of footage
+        before it: under AckPolicy.ALL a `term` acks every earlier message too, so it is terminated only once
+        no chunk is open (see Settle); one inside a chunk is acked with that chunk."""
+        self.stats.garbage += 1
+        self._log_once(f"garbage:{kind}", "camera %s: undecodable message on %s skipped: %s",
+                       handle.msg.subject, exc)
+        self.garbage.append(handle)
+        self.chunker.on_skipped(handle)
+        return []
+
+    def _hand_over(self, action: Action) -> None:
+        if isinstance(action, CloseChunk):
+            handle = action.plan.ack
+            if handle is not None:
+                self.requested_ordinal = max(self.requested_ordinal, handle.ordinal)
+                self.garbage = [g for g in self.garbage if g.ordinal > handle.ordinal]
+        self.sink.put(action)
+
+    def _after_batch(self, now: float) -> None:
+        chunker = self.chunker
+        assert chunker is not None
+        unacked = self.ordinal - self.sink.acked_ordinal
+        margin = max(self.seg.fetch_batch, self.seg.max_ack_pending // 20)
+        if unacked >= self.seg.max_ack_pending - margin:
+            # JetStream holds delivery back: our own doing (uploads waiting), not a stalled camera ...
+            chunker.keepalive(now)
+            if self.sink.idle and chunker.open_packets:
+                # ... unless the open chunk alone fills the window (no keyframe for that long).
+                for action in chunker.cut(f"more than {self.seg.max_ack_pending} messages without a keyframe"):
+                    self._hand_over(action)
+        else:
+            for action in chunker.tick(now):
+                self._hand_over(action)
+        # No chunk open: every consumed message is stored, queued for storing, or dropped, so the latest
+        # one can be acked once the sink is through its queue; undecodable ones are terminated then.
+        last = chunker.last_ack
+        if chunker.open_packets == 0 and last is not None and last.ordinal > self.requested_ordinal:
+            self.requested_ordinal = last.ordinal
+            self.sink.put(Settle(last, tuple(self.garbage)))
+            self.garbage = []
+
+    def _log_once(self, kind: str, message: str, *args: object) -> None:
+        if kind not in self._logged:
+            self._logged.add(kind)
+            log.warning(message + " (further ones are counted, not logged)", self.camera, *args)
