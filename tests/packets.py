@@ -47,13 +47,19 @@ class Clip:
         return StreamInfo(camera=camera, session=session, started_at=started_at, video=self.video, audio=self.audio)
 
     def session_packets(self, camera: str, session: str, anchor: float, first_seq: int = 0,
-                        offset_s: float = 0.0) -> list[Packet]:
-        """Every packet as ingest would publish it: seq from first_seq, wall_time = anchor + pts (+ offset)."""
-        return [
-            Packet(camera=camera, session=session, seq=first_seq + i, track=p.track, pts=p.pts, dts=p.dts,
-                   duration=p.duration, keyframe=p.keyframe, wall_time=anchor + offset_s + p.seconds, data=p.data)
-            for i, p in enumerate(self.packets)
-        ]
+                        offset_s: float = 0.0, loops: int = 1) -> list[Packet]:
+        """Every packet as ingest would publish it: seq from first_seq, wall_time = anchor + pts (+ offset).
+        With loops > 1 the clip plays that many times in one session, its timestamps running on."""
+        video = [p for p in self.packets if p.track == "video"]
+        span = video[-1].pts + video[-1].duration - video[0].pts  # one loop, in the video time base
+        out = []
+        for loop in range(loops):
+            for p in self.packets:
+                shift = round(span * video[0].time_base / p.time_base) * loop
+                out.append(Packet(camera=camera, session=session, seq=first_seq + len(out), track=p.track,
+                                  pts=p.pts + shift, dts=p.dts + shift, duration=p.duration, keyframe=p.keyframe,
+                                  wall_time=anchor + offset_s + float((p.pts + shift) * p.time_base), data=p.data))
+        return out
 
 
 def avcc_to_annexb(extradata: bytes) -> bytes:

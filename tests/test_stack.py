@@ -23,7 +23,10 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SPECTARE_"
 class Up:
     """One `spectare up` subprocess in `cwd`, its output in a file."""
 
+    started: list["Up"] = []  # killed after each test, whatever happened in it
+
     def __init__(self, cwd: Path, *args: str) -> None:
+        Up.started.append(self)
         self.cwd = cwd
         self.output = cwd / f"up-{time.monotonic_ns()}.log"
         with open(self.output, "wb") as out:
@@ -80,7 +83,12 @@ def workdir(tmp_path, monkeypatch):
     for var in [v for v in os.environ if v.startswith("SPECTARE_")]:
         monkeypatch.delenv(var)
     monkeypatch.chdir(tmp_path)
-    return tmp_path
+    yield tmp_path
+    while Up.started:
+        up = Up.started.pop()
+        if up.proc.poll() is None:
+            up.proc.kill()
+            up.proc.wait(10)
 
 
 def test_up_down_twice_keeps_data(workdir):
@@ -166,4 +174,18 @@ def test_demo_registers_a_real_camera(workdir):
             if frames >= 10:
                 break
     assert frames >= 10
+    # The supervised ingest and segmenter record it: a chunk is listed and downloads as a playable MP4.
+    deadline = time.monotonic() + 45
+    chunks = []
+    while not chunks and time.monotonic() < deadline:
+        listed = spectare(workdir, "footage", "ls", "--camera", "demo", "--json")
+        assert listed.returncode == 0, listed.stderr
+        chunks = [item for item in json.loads(listed.stdout) if item["type"] == "chunk"]
+        time.sleep(1)
+    assert chunks, f"no chunk recorded:\n{up.text}"
+    got = spectare(workdir, "footage", "get", chunks[0]["key"], "-o", str(workdir / "chunk.mp4"))
+    assert got.returncode == 0, got.stderr
+    with av.open(str(workdir / "chunk.mp4")) as container:
+        decoded = sum(1 for _ in container.decode(video=0))
+    assert decoded == chunks[0]["frames"] > 0
     assert up.interrupt() == 0

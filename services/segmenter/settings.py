@@ -1,20 +1,21 @@
-"""The segmenter's own settings: the `[segmenter]` table of the config file, or `SPECTARE_SEGMENTER__<FIELD>`.
-
-Precedence is the same as for the shared settings (arguments in code, environment, config file,
-defaults); the shared ones (NATS, S3, prefix) still come from `spectare.core.config.Settings`.
-"""
+"""The segmenter's own settings: `[segmenter]` in the config file, `SPECTARE_SEGMENTER__<FIELD>` in the
+environment (see `spectare.core.config.SectionSettings`); NATS, S3 and the prefix come from the shared
+`Settings`."""
 
 from typing import Annotated
 
-from pydantic import Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
 
-from spectare.core.config import _config_file
-from spectare.core.errors import ConfigError
+from spectare.core.config import SectionSettings
 
 
-class SegmenterSettings(BaseSettings):
+class SegmenterSettings(SectionSettings):
     model_config = SettingsConfigDict(env_prefix="SPECTARE_SEGMENTER__", extra="ignore")
+
+    @classmethod
+    def section(cls) -> str:
+        return "segmenter"
 
     max_cameras: Annotated[int, Field(ge=1, le=10_000)] = Field(
         default=64, description="cameras one segmenter process records at most (the rest go to other workers)"
@@ -61,28 +62,7 @@ class SegmenterSettings(BaseSettings):
         chunk never needs more un-acked messages than JetStream delivers."""
         return self.max_ack_pending // 2
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = _config_file()
-        if config_file is not None:
-            sources.append(
-                TomlConfigSettingsSource(settings_cls, toml_file=config_file, toml_table_header=("segmenter",))
-            )
-        return tuple(sources)
-
 
 def load_segmenter_settings(**overrides: object) -> SegmenterSettings:
     """SegmenterSettings, with validation problems turned into one readable ConfigError."""
-    try:
-        return SegmenterSettings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(f"segmenter.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid settings: {problems}") from None
+    return SegmenterSettings.load(**overrides)  # type: ignore[return-value]

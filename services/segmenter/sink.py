@@ -22,6 +22,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from spectare.schemas import Gap, Segment
 
+from spectare.core.backoff import Backoff
 from spectare.core.config import Settings
 
 from .chunker import Action, AnnounceGap, ChunkPlan, CloseChunk
@@ -194,7 +195,18 @@ class ChunkSink:
                     s3.make_bucket(bucket)
                 s3.put_object(bucket, key, io.BytesIO(data), len(data), content_type="video/mp4")
 
-        await self._retry(lambda: asyncio.to_thread(put), self.shared.s3_outage, "upload_retries")
+        await self._retry(lambda: self._in_thread(put), self.shared.s3_outage, "upload_retries")
+
+    async def _in_thread(self, fn: Callable[[], Any]) -> Any:
+        future = asyncio.ensure_future(asyncio.to_thread(fn))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # A thread cannot be stopped: let its request end before this camera counts as stopped, so that
+            # a late write never lands after a successor's write of the same key.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(future, self.shared.seg.upload_timeout_s + 5)
+            raise
 
     async def _publish(self, payload: bytes, msg_id: str) -> None:
         js, timeout = self.shared.js, self.shared.seg.publish_timeout_s
@@ -207,7 +219,7 @@ class ChunkSink:
         await self._retry(publish, self.shared.nats_outage, "publish_retries")
 
     async def _retry(self, attempt: Callable[[], Awaitable[Any]], outage: Outage, counter: str) -> None:
-        delay = self.shared.seg.upload_backoff_min_s
+        backoff = self._backoff()
         while True:
             try:
                 await attempt()
@@ -216,8 +228,7 @@ class ChunkSink:
             except Exception as exc:  # any failure of the remote side: S3Error, urllib3, OSError, nats errors
                 outage.failed(self.camera, exc)
                 setattr(self.stats, counter, getattr(self.stats, counter) + 1)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.shared.seg.upload_backoff_max_s)
+                await asyncio.sleep(backoff.next_delay())
                 continue
             outage.ok()
             return
@@ -228,7 +239,7 @@ class ChunkSink:
         restart the chunker skips what the footage stream says is stored."""
         if handle is None or handle.ordinal <= self.acked_ordinal:
             return
-        delay = self.shared.seg.upload_backoff_min_s
+        backoff = self._backoff()
         for _ in range(5):
             try:
                 if terminate:
@@ -244,8 +255,10 @@ class ChunkSink:
                 self.stats.ack_errors += 1
                 self._log_once("ack", "camera %s: ack failed (%s); the next ack covers it", self.camera,
                                _describe(exc))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.shared.seg.upload_backoff_max_s)
+                await asyncio.sleep(backoff.next_delay())
+
+    def _backoff(self) -> Backoff:
+        return Backoff(self.shared.seg.upload_backoff_min_s, self.shared.seg.upload_backoff_max_s)
 
     def _log_once(self, kind: str, message: str, *args: object) -> None:
         if kind not in self._logged:
