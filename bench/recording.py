@@ -18,8 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from spectare.schemas import CameraConfig, Gap, Segment, decode_one_of
-
 from spectare.core.bus import connect, ensure_topology
 from spectare.core.config import load_settings, settings_env
 from spectare.core.registry import CameraRegistry
@@ -28,6 +26,7 @@ from spectare.local.process import ManagedProcess
 from spectare.local.servers import NatsServer, S3Credentials, SeaweedS3
 from spectare.local.stack import DEMO_SOURCE
 from spectare.local.testcam import RtspTestCamera, make_test_clip
+from spectare.schemas import CameraConfig, Gap, Segment, decode_one_of
 
 from .cpu import CpuMeter
 

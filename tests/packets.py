@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 from av.bitstream import BitStreamFilterContext
+
 from spectare.schemas import AudioTrack, Packet, StreamInfo, VideoTrack
 
 

@@ -6,6 +6,7 @@ which message settles it.
 """
 
 import pytest
+
 from spectare.schemas import AudioTrack, Gap, Packet, StreamInfo, VideoTrack
 from spectare.segmenter.chunker import AnnounceGap, Chunker, CloseChunk, Tail
 from spectare.segmenter.keys import chunk_key, gap_msg_id, segment_msg_id

@@ -8,11 +8,11 @@ from collections import defaultdict
 
 import av
 import pytest
-from spectare.schemas import CameraConfig, Keyframe, Packet, StreamInfo
 
 from spectare.core.leases import LeaseTable
 from spectare.core.registry import CameraRegistry
 from spectare.local.testcam import RtspTestCamera
+from spectare.schemas import CameraConfig, Keyframe, Packet, StreamInfo
 
 from .helpers import ServiceProcess, eventually
 

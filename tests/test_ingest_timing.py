@@ -3,6 +3,7 @@
 from fractions import Fraction
 
 import pytest
+
 from spectare.ingest.timing import RawPacket, SessionClock
 
 TB = Fraction(1, 90000)  # RTSP video

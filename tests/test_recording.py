@@ -8,7 +8,6 @@ from pathlib import Path
 
 import av
 import pytest
-from spectare.schemas import CameraConfig, Gap, Segment
 
 from spectare.core.bus import connect, ensure_topology
 from spectare.core.footage import read_footage
@@ -17,6 +16,7 @@ from spectare.core.registry import CameraRegistry
 from spectare.core.store import ensure_bucket, s3_client
 from spectare.local.servers import S3Credentials, SeaweedS3
 from spectare.local.testcam import RtspTestCamera
+from spectare.schemas import CameraConfig, Gap, Segment
 
 from .helpers import ServiceProcess, eventually, settings_for
 from .media import avcc_nals, file_access_units, picture_nals

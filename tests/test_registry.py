@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from spectare.schemas import CameraConfig
 
 from spectare.core.errors import CameraExists, CameraNotFound
 from spectare.core.registry import CameraRegistry
+from spectare.schemas import CameraConfig
 
 from .helpers import cli_env
 

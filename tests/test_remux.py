@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from spectare.segmenter.chunker import Chunker, ChunkPlan, CloseChunk
 from spectare.segmenter.remux import Remuxer, RemuxError
 

@@ -4,6 +4,8 @@ import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from spectare.core.errors import InvalidName, SchemaError
 from spectare.schemas import (
     AudioTrack,
     CameraConfig,
@@ -20,8 +22,6 @@ from spectare.schemas import (
     decode_one_of,
     label_token,
 )
-
-from spectare.core.errors import InvalidName, SchemaError
 
 VIDEO = VideoTrack(codec="h264", width=1920, height=1080, time_base=(1, 90000), extradata=b"\x01\x64", fps=15.0)
 

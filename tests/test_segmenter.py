@@ -13,15 +13,15 @@ import time
 import pytest
 from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
-from spectare.schemas import CameraConfig, Gap, Message, Packet, Segment, StreamInfo, decode_one_of
-from spectare.segmenter.consumer import InfoLookup, consumer_name
-from spectare.segmenter.settings import SegmenterSettings, load_segmenter_settings
 
 from spectare.core.bus import ensure_topology
 from spectare.core.config import Settings
 from spectare.core.registry import CameraRegistry
 from spectare.core.store import s3_client
 from spectare.local.servers import S3Credentials, SeaweedS3
+from spectare.schemas import CameraConfig, Gap, Message, Packet, Segment, StreamInfo, decode_one_of
+from spectare.segmenter.consumer import InfoLookup, consumer_name
+from spectare.segmenter.settings import SegmenterSettings, load_segmenter_settings
 
 from .helpers import ServiceProcess, settings_for
 from .packets import Clip, check_mp4, load_clip

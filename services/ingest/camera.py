@@ -11,13 +11,12 @@ import time
 from collections import Counter
 from fractions import Fraction
 
-from spectare.schemas import CameraConfig, Keyframe, Packet, StreamInfo, VideoTrack
-
 from spectare.core.backoff import Backoff
 from spectare.core.config import Settings
 from spectare.core.errors import UnreachableError
 from spectare.core.leases import Lease
 from spectare.core.redact import redact
+from spectare.schemas import CameraConfig, Keyframe, Packet, StreamInfo, VideoTrack
 
 from .publisher import OrderedPublisher, PublishFailed
 from .settings import IngestSettings
@@ -29,6 +28,8 @@ log = logging.getLogger(__name__)
 # A session that delivered packets this long counts as healthy: the next failure starts the
 # reconnect back-off from the beginning again.
 HEALTHY_SESSION_S = 10.0
+# StreamInfo is published again this often within a session (well inside the MEDIA stream's max age).
+INFO_REPEAT_S = 60.0
 
 
 class CameraIngest:
@@ -89,7 +90,9 @@ class CameraIngest:
         cam = self.camera
         try:
             stream_info = StreamInfo(camera=cam, session=session, started_at=time.time(), video=_video_track(info))
-            await publisher.publish(self.names.info(cam), stream_info.encode(), f"{cam}:{session}:info")
+            info_payload = stream_info.encode()
+            await publisher.publish(self.names.info(cam), info_payload, f"{cam}:{session}:info")
+            info_sent, info_repeats = time.monotonic(), 0
             log.info("camera %s: session %s from %s: %s %dx%d %s fps", cam, session, redact(self.config.url),
                      info.codec, info.width, info.height, f"{info.fps:.2f}" if info.fps else "?")
             clock = SessionClock(info.time_base, _frame_duration(info))
@@ -109,6 +112,12 @@ class CameraIngest:
                     self.counters["packets"] += 1
                     self.counters["bytes"] += len(timed.data)
                     seq += 1
+                if time.monotonic() - info_sent >= INFO_REPEAT_S:
+                    # The packets stream keeps only minutes: a segmenter that (re)starts in a long session
+                    # must still find its StreamInfo there.
+                    info_repeats += 1
+                    info_sent = time.monotonic()
+                    await publisher.publish(self.names.info(cam), info_payload, f"{cam}:{session}:info:{info_repeats}")
         except SourceEnded:
             await publisher.flush()  # what was read before the camera went away is still recorded
             raise

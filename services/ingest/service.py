@@ -3,11 +3,10 @@
 import logging
 from collections import Counter
 
-from spectare.schemas import CameraConfig
-
 from spectare.core.leases import Lease
 from spectare.core.service import ServiceContext, run_service
 from spectare.core.worker import CameraWorker
+from spectare.schemas import CameraConfig
 
 from .camera import CameraIngest
 from .settings import IngestSettings

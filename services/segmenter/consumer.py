@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
-from spectare.schemas import Gap, Segment, StreamInfo, decode_one_of
 
 from spectare.core.config import Settings
 from spectare.core.errors import SchemaError
+from spectare.schemas import Gap, Segment, StreamInfo, decode_one_of
 
 from .chunker import Tail
 from .settings import SegmenterSettings

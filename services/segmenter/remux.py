@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
+
 from spectare.schemas import Packet
 
 from .chunker import ChunkPlan

@@ -18,13 +18,13 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
-from spectare.schemas import CameraConfig, Packet, StreamInfo
 
 from spectare.core.errors import SchemaError, SpectareError
 from spectare.core.leases import Lease
 from spectare.core.service import ServiceContext
 from spectare.core.store import ensure_bucket, s3_client
 from spectare.core.worker import CameraWorker
+from spectare.schemas import CameraConfig, Packet, StreamInfo
 
 from .chunker import Action, Chunker, CloseChunk
 from .consumer import InfoLookup, consumer_name, open_consumer, read_footage_end

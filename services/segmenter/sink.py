@@ -20,10 +20,10 @@ from minio import Minio
 from minio.error import S3Error
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from spectare.schemas import Gap, Segment
 
 from spectare.core.backoff import Backoff
 from spectare.core.config import Settings
+from spectare.schemas import Gap, Segment
 
 from .chunker import Action, AnnounceGap, ChunkPlan, CloseChunk
 from .keys import chunk_key, gap_msg_id, segment_msg_id
