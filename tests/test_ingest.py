@@ -63,13 +63,14 @@ async def register(js, settings, name: str, url: str, **fields) -> None:
 async def test_publishes_stream_info_packets_and_self_contained_keyframes(js, settings, rtsp_camera, tmp_path):
     tap = await MediaTap(js, settings).start()
     await register(js, settings, "cam1", with_credentials(rtsp_camera.url("cam1")))
-    ingest = ServiceProcess("ingest", settings, tmp_path / "ingest.log").start()
+    ingest = ServiceProcess("ingest", settings, tmp_path / "ingest.log", SPECTARE_INGEST__INFO_REPEAT_S="2").start()
     try:
         await eventually(lambda: len(tap.packets["cam1"]) >= 60, 20, what="60 packets")
         ingest.stop()
     finally:
         ingest.kill()
     info = tap.infos[0]
+    assert len(tap.infos) >= 2 and {i for i in tap.infos} == {info}, "StreamInfo is repeated, unchanged"
     assert (info.video.codec, info.video.width, info.video.height) == ("h264", 640, 360)
     assert info.video.fps == pytest.approx(15, abs=0.1)
     packets = tap.packets["cam1"]

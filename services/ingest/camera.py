@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 # A session that delivered packets this long counts as healthy: the next failure starts the
 # reconnect back-off from the beginning again.
 HEALTHY_SESSION_S = 10.0
-# StreamInfo is published again this often within a session (well inside the MEDIA stream's max age).
-INFO_REPEAT_S = 60.0
 
 
 class CameraIngest:
@@ -112,7 +110,7 @@ class CameraIngest:
                     self.counters["packets"] += 1
                     self.counters["bytes"] += len(timed.data)
                     seq += 1
-                if time.monotonic() - info_sent >= INFO_REPEAT_S:
+                if time.monotonic() - info_sent >= self.ingest.info_repeat_s:
                     # The packets stream keeps only minutes: a segmenter that (re)starts in a long session
                     # must still find its StreamInfo there.
                     info_repeats += 1

@@ -42,6 +42,9 @@ class IngestSettings(SectionSettings):
     publish_deadline_s: Annotated[float, Field(gt=0, le=3600)] = Field(
         default=60.0, description="how long one message is retried before the session is given up"
     )
+    info_repeat_s: Annotated[float, Field(ge=1, le=600)] = Field(
+        default=60.0, description="StreamInfo is published again this often, well inside the packet buffer's age"
+    )
     probe_size: Annotated[int, Field(ge=2048, le=50_000_000)] = Field(
         default=32768, description="bytes FFmpeg reads to find the stream format (small = fast connect)"
     )
