@@ -105,8 +105,8 @@ async def _one(count: int, seconds: float, clip: Path) -> dict:
             processes.append(process)
         warmup_deadline = time.monotonic() + 30
         while time.monotonic() < warmup_deadline:
-            state = (await js.stream_info(settings.names.media_stream)).state
-            if state.num_subjects >= count * 2:  # every camera's info and packets subjects
+            info = await js.stream_info(settings.names.media_stream, subjects_filter=settings.names.packets("*"))
+            if len(info.state.subjects or {}) >= count:  # every camera is publishing packets
                 break
             await asyncio.sleep(0.5)
         await asyncio.sleep(SEGMENT_SECONDS + 2)  # let the first (partial) chunks pass

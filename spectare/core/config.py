@@ -155,10 +155,15 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid settings: {problems}") from None
+        raise _config_error(exc) from None
+
+
+def _config_error(exc: ValidationError, section: str = "") -> ConfigError:
+    """One line naming every bad field (never its value: it may be a password)."""
+    problems = "; ".join(
+        f"{section}{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+    )
+    return ConfigError(f"invalid settings: {problems}")
 
 
 class SectionSettings(BaseSettings):
@@ -188,10 +193,7 @@ class SectionSettings(BaseSettings):
         try:
             return cls(**overrides)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{cls.section()}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-            )
-            raise ConfigError(f"invalid settings: {problems}") from None
+            raise _config_error(exc, f"{cls.section()}.") from None
 
 
 class _TomlSection(PydanticBaseSettingsSource):
