@@ -19,7 +19,7 @@ from minio.error import S3Error
 
 from spectare.core.bus import MAX_MESSAGE_BYTES
 from spectare.core.errors import StackError
-from spectare.local.process import ManagedProcess, check_port_free, free_port, port_in_use
+from spectare.local.process import ManagedProcess, check_port_free, free_ports, port_in_use
 
 
 def find_program(name: str) -> str:
@@ -139,10 +139,12 @@ class SeaweedS3:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
+        ports = free_ports(len(_WEED_PORT_FLAGS) + 1)
         if self.port:
             check_port_free(self.port, "S3")
+            ports = [p for p in ports if p != self.port]
         else:
-            self.port = free_port()
+            self.port = ports.pop()
         data = self.data_dir / "data"
         data.mkdir(parents=True, exist_ok=True)
         s3_config = self.data_dir / "s3.json"
@@ -152,7 +154,7 @@ class SeaweedS3:
             "credentials": [{"accessKey": self.credentials.access_key, "secretKey": self.credentials.secret_key}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }]}))
-        flags = [f"-{flag}={free_port()}" for flag in _WEED_PORT_FLAGS]
+        flags = [f"-{flag}={port}" for flag, port in zip(_WEED_PORT_FLAGS, ports, strict=False)]
         self.process.argv = [
             find_program("weed"), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             *flags, "-filer", "-s3", f"-s3.port={self.port}", f"-s3.config={s3_config}",
