@@ -8,6 +8,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -39,16 +40,17 @@ class SourceEnded(Exception):
     """The camera closed the stream or stopped sending (read timeout)."""
 
 
-_END = object()
-
-
 class CameraSource:
     """Open with `await CameraSource.open(...)`, then `await source.next()` per packet."""
 
     def __init__(self, container: av.container.InputContainer, info: SourceInfo, queue_size: int = 64) -> None:
         self.container = container
         self.info = info
-        self._queue: asyncio.Queue = asyncio.Queue(queue_size)
+        self._items: deque = deque()
+        self._lock = threading.Lock()
+        self._space = threading.Semaphore(queue_size)
+        self._ready = asyncio.Event()
+        self._signalled = False  # a wake-up is already on its way to the loop
         self._loop = asyncio.get_running_loop()
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._read, name="rtsp-reader", daemon=True)
@@ -83,28 +85,40 @@ class CameraSource:
             self._hand_over(SourceEnded(f"reader crashed: {type(exc).__name__}: {redact(str(exc))}"))
 
     def _hand_over(self, item: object) -> bool:
-        """Queue an item for the loop, waiting while the queue is full; False once closed."""
-        while not self._closed.is_set():
-            future = asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop)
+        """Queue an item for the loop, waiting while the queue is full; False once closed.
+
+        The loop is woken once per burst, not once per packet: a wake-up costs more than the packet.
+        """
+        while not self._space.acquire(timeout=0.5):
+            if self._closed.is_set():
+                return False
+        with self._lock:
+            self._items.append(item)
+            wake, self._signalled = not self._signalled, True
+        if wake:
             try:
-                future.result(timeout=0.5)
-                return True
-            except TimeoutError:
-                future.cancel()
+                self._loop.call_soon_threadsafe(self._ready.set)
             except RuntimeError:  # the loop is gone
                 return False
-        return False
+        return True
 
     async def next(self) -> RawPacket:
-        item = await self._queue.get()
+        while True:
+            with self._lock:
+                if self._items:
+                    item = self._items.popleft()
+                    break
+                self._signalled = False
+            # A packet queued from here on sets the event only after this step yields: no lost wake-up.
+            self._ready.clear()
+            await self._ready.wait()
+        self._space.release()
         if isinstance(item, SourceEnded):
             raise item
         return item
 
     async def close(self) -> None:
         self._closed.set()
-        while not self._queue.empty():  # unblock a reader waiting on a full queue
-            self._queue.get_nowait()
         await asyncio.to_thread(self._thread.join, 5)
         await asyncio.to_thread(self.container.close)
 
