@@ -114,8 +114,9 @@ class CameraPipeline:
 
     async def _consume(self, sub: JetStreamContext.PullSubscription) -> None:
         assert self.chunker is not None
-        batch, timeout = self.seg.fetch_batch, self.seg.fetch_timeout_s
+        batch, timeout, interval = self.seg.fetch_batch, self.seg.fetch_timeout_s, self.seg.fetch_interval_s
         while True:
+            began = time.monotonic()
             try:
                 msgs = await sub.fetch(batch, timeout=timeout)
             except TimeoutError:  # nats' own, and the plain one fetch() also raises when its deadline passes
@@ -135,7 +136,12 @@ class CameraPipeline:
             for msg in msgs:
                 for action in await self._feed(msg):
                     self._hand_over(action)
-            self._after_batch(time.monotonic())
+            now = time.monotonic()
+            self._after_batch(now)
+            if 0 < len(msgs) < batch and now - began < interval:
+                # The camera's backlog is drained: let a few more messages gather than ask for each one
+                # (a pull request per frame or two costs more CPU than the packets themselves).
+                await asyncio.sleep(interval - (now - began))
 
     async def _consumer_exists(self) -> bool:
         names = self.shared.settings.names

@@ -29,6 +29,11 @@ class SegmenterSettings(SectionSettings):
     fetch_timeout_s: Annotated[float, Field(ge=0.05, le=5)] = Field(
         default=0.5, description="longest wait of one pull request; bounds chunk latency and stall resolution"
     )
+    fetch_interval_s: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.25,
+        description="after a pull request that returned fewer than fetch_batch messages, the next one waits until "
+        "this long after it began: fewer, fuller pulls (CPU) for at most this much more chunk latency",
+    )
     ack_wait_s: Annotated[float, Field(ge=30, le=86_400)] = Field(
         default=900.0, description="JetStream redelivers a message not acked for this long (chunks ack late)"
     )
