@@ -10,10 +10,6 @@ from .settings import load_segmenter_settings
 
 
 def main() -> None:
-    import os
-    if os.environ.get("XBUF"):
-        import nats.aio.client
-        nats.aio.client.DEFAULT_BUFFER_SIZE = int(os.environ["XBUF"])
     try:
         seg = load_segmenter_settings()
     except SpectareError as exc:

@@ -3,10 +3,11 @@ into chunks, and hand chunks and gaps to the camera's in-order sink (remux, uplo
 
     python -m spectare.segmenter
 
-Per camera: one task fetches from the durable consumer in batches and feeds the chunker; one task
-(the sink) stores and acks what the chunker closes, strictly in order. Fetching goes on while an
-upload waits for S3, up to max_ack_pending un-acked messages (then JetStream holds delivery back,
-and waiting is not mistaken for a stalled camera).
+Per camera: one task fetches from the durable consumer in batches (a pull that finds the backlog
+drained is followed by the next only fetch_interval_s after it began, so one pull carries several
+frames) and feeds the chunker; one task (the sink) stores and acks what the chunker closes, strictly
+in order. Fetching goes on while an upload waits for S3, up to max_ack_pending un-acked messages
+(then JetStream holds delivery back, and waiting is not mistaken for a stalled camera).
 """
 
 import asyncio
