@@ -3,12 +3,10 @@
 from pathlib import Path
 
 import click
-from minio.error import S3Error
 
 from spectare.core.config import load_settings
-from spectare.core.errors import SpectareError
 from spectare.core.footage import read_footage
-from spectare.core.store import s3_client
+from spectare.core.store import s3_client, s3_errors
 from spectare.core.timeparse import iso, since
 from spectare.schemas import Segment, camera_name
 
@@ -71,11 +69,7 @@ def _view(item) -> dict:
 def get(key: str, output: Path) -> None:
     """Download the chunk stored under KEY (as listed by `footage ls`)."""
     settings = load_settings()
-    client = s3_client(settings.s3)
-    try:
+    client = s3_client(settings.s3, retries=0)
+    with s3_errors(settings.s3, f"downloading {key!r}"):
         client.fget_object(settings.s3.bucket, key, str(output))
-    except S3Error as exc:
-        if exc.code == "NoSuchKey":
-            raise SpectareError(f"no footage under key {key!r} in bucket {settings.s3.bucket}") from None
-        raise SpectareError(f"S3 refused the download of {key!r}: {exc.code}") from None
     click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB)")

@@ -25,11 +25,15 @@ class UnreachableError(SpectareError):
     """A server (NATS, S3, RTSP) that did not answer; the message names the endpoint."""
 
 
+class NotFoundError(SpectareError):
+    """A stored thing (an object, a chunk) that is not there."""
+
+
 class CameraExists(SpectareError):
     """A camera with that name is already registered."""
 
 
-class CameraNotFound(SpectareError):
+class CameraNotFound(NotFoundError):
     """No camera with that name is registered."""
 
 
