@@ -116,18 +116,24 @@ async def media_packet_count(js, settings, camera: str) -> int:
     return info.state.subjects.get(settings.names.packets(camera), 0) if info.state.subjects else 0
 
 
+async def everything_recorded(js, settings, camera: str, timeout: float) -> list[Segment]:
+    """Once the camera's packets stopped: wait until its chunks hold every packet sent, and return them."""
+    sent = await media_packet_count(js, settings, camera)
+    segments = await eventually(
+        lambda: _when(segments_of(js, settings, camera), lambda s: sum(x.frames for x in s) >= sent), timeout,
+        what=f"all {sent} frames of {camera} in chunks")
+    assert sum(s.frames for s in segments) == sent, "the chunks' frames sum to the frames the camera sent"
+    return segments
+
+
 async def test_a_minute_of_a_camera_is_recorded_completely(js, settings, rtsp_camera, camera_clip, pipeline):
     await register(js, settings, "cam1", rtsp_camera.url("cam1"))
     ingest = pipeline.start("ingest")
     pipeline.start("segmenter")
     await asyncio.sleep(60)
     ingest.stop()  # the camera "stops sending": the segmenter closes the last chunk after its stall timeout
-    sent = await media_packet_count(js, settings, "cam1")
-    segments = await eventually(
-        lambda: _when(segments_of(js, settings, "cam1"), lambda s: sum(x.frames for x in s) >= sent), 20,
-        what="the last chunk")
-    assert sent >= 55 * FPS
-    assert sum(s.frames for s in segments) == sent, "the chunks' frames sum to the frames the camera sent"
+    segments = await everything_recorded(js, settings, "cam1", 20)
+    assert sum(s.frames for s in segments) >= 55 * FPS
     assert all(9.9 <= s.duration <= 10.1 for s in segments[:-1]), [s.duration for s in segments]
     verify_chunks(settings, segments, camera_clip)
     gaps = await gaps_of(js, settings, "cam1")
@@ -149,11 +155,7 @@ async def test_segmenter_killed_mid_chunk_loses_and_duplicates_nothing(js, setti
     pipeline.start("segmenter", "segmenter-2")
     await asyncio.sleep(8)
     ingest.stop()
-    sent = await media_packet_count(js, settings, "cam2")
-    segments = await eventually(
-        lambda: _when(segments_of(js, settings, "cam2"), lambda s: sum(x.frames for x in s) >= sent), 20,
-        what="all chunks after the restart")
-    assert sum(s.frames for s in segments) == sent
+    segments = await everything_recorded(js, settings, "cam2", 20)
     verify_chunks(settings, segments, camera_clip)
     counts = await footage_event_count(js, settings, "cam2")
     assert set(counts.values()) == {1}, "no chunk announced twice"
@@ -241,11 +243,7 @@ async def test_s3_outage_loses_no_footage(nats_server, rtsp_camera, camera_clip,
         s3.start()
         await asyncio.sleep(5)
         ingest.stop()
-        sent = await media_packet_count(js, settings, "cam3")
-        segments = await eventually(
-            lambda: _when(segments_of(js, settings, "cam3"), lambda s: sum(x.frames for x in s) >= sent), 60,
-            what="the footage held during the outage")
-        assert sum(s.frames for s in segments) == sent
+        segments = await everything_recorded(js, settings, "cam3", 60)
         assert len({s.session for s in segments}) == 1, "one unbroken session"
         verify_chunks(settings, segments, camera_clip)
         assert "S3" in segmenter.log
