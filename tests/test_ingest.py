@@ -3,6 +3,9 @@ reconnects, how workers share cameras."""
 
 import asyncio
 import itertools
+import os
+import subprocess
+import sys
 import time
 from collections import defaultdict
 
@@ -183,3 +186,17 @@ async def _all_owned(leases: LeaseTable, count: int):
 async def _moved(leases: LeaseTable, camera: str, old_owner: str):
     owners = await leases.owners()
     return owners if owners.get(camera) not in (None, old_owner) else None
+
+
+@pytest.mark.parametrize("service", ["ingest", "segmenter"])
+def test_service_with_nats_unreachable_exits_with_one_line(service, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPECTARE_")}
+    result = subprocess.run([sys.executable, "-m", f"spectare.{service}"], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path,
+                            env={**env, "SPECTARE_NATS__URL": "nats://svc:pw123@127.0.0.1:9",
+                                 "SPECTARE_NATS__CONNECT_TIMEOUT": "1"})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "NATS at nats://svc:***@127.0.0.1:9 is unreachable" in lines[0]
+    assert "pw123" not in result.stderr
