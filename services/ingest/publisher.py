@@ -84,6 +84,8 @@ class OrderedPublisher:
     async def _acked(self, pending: _Pending) -> bool:
         if pending.future is None:
             return False
+        if pending.future.done():  # the usual case: acked long ago; skip the timeout machinery
+            return not pending.future.cancelled() and pending.future.exception() is None
         try:
             await asyncio.wait_for(pending.future, self.ack_timeout_s)  # cancels the future on timeout
             return True
