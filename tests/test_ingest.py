@@ -200,3 +200,28 @@ def test_service_with_nats_unreachable_exits_with_one_line(service, tmp_path):
     assert len(lines) == 1, result.stderr
     assert "NATS at nats://svc:***@127.0.0.1:9 is unreachable" in lines[0]
     assert "pw123" not in result.stderr
+
+
+async def test_wrong_credentials_are_one_clear_line_and_a_fix_takes_effect_live(js, settings, camera_clip, tmp_path):
+    camera = RtspTestCamera({"gate": camera_clip}, tmp_path / "cam.log", auth=("admin", SECRET)).start()
+    tap = await MediaTap(js, settings).start()
+    wrong = camera.url("gate").replace("rtsp://", "rtsp://admin:not-the-Password@")
+    await register(js, settings, "gate", wrong)
+    ingest = ServiceProcess("ingest", settings, tmp_path / "ingest.log", SPECTARE_INGEST__RECONNECT_MAX_S="1").start()
+    try:
+        await eventually(lambda: "camera gate: cannot open" in ingest.log, 20, what="the refusal")
+        await asyncio.sleep(3)  # several refused attempts meanwhile
+        assert tap.packets["gate"] == []
+        registry = await CameraRegistry.open(js, settings)
+        right = camera.url("gate").replace("rtsp://", f"rtsp://admin:{SECRET}@")
+        await registry.put(CameraConfig(name="gate", url=right))
+        await eventually(lambda: len(tap.packets["gate"]) >= 15, 20, what="recording with the right password")
+    finally:
+        ingest.stop()
+        camera.stop()
+    refusals = [line for line in ingest.log.splitlines() if "camera gate: cannot open" in line]
+    assert len(refusals) == 1, refusals
+    assert "rtsp://admin:***@127.0.0.1" in refusals[0]
+    assert "refused the credentials (401 Unauthorized)" in refusals[0]
+    assert SECRET not in ingest.log and "not-the-Password" not in ingest.log
+    await tap.sub.unsubscribe()

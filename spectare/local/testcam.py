@@ -31,12 +31,14 @@ class RtspTestCamera:
     over TCP (interleaved) or UDP. `port=None` lets the server pick a free port (see `.port`).
     """
 
-    def __init__(self, mounts: dict[str, Path], log_file: Path, port: int | None = None) -> None:
+    def __init__(self, mounts: dict[str, Path], log_file: Path, port: int | None = None,
+                 auth: tuple[str, str] | None = None) -> None:
         if not mounts:
             raise StackError("RTSP test camera: no clips to serve")
         self.mounts = {name: Path(path) for name, path in mounts.items()}
         self.log_file = Path(log_file)
         self._port = port
+        self.auth = auth  # (user, password) the camera demands, like a real one
         self.process: ManagedProcess | None = None
         self._ready_dir: str | None = None
 
@@ -65,7 +67,8 @@ class RtspTestCamera:
             argv += ["--mount", f"{name}={path.resolve()}"]
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
-        self.process = ManagedProcess("RTSP test camera", argv, self.log_file)
+        env = {"TESTCAM_AUTH": ":".join(self.auth)} if self.auth else None
+        self.process = ManagedProcess("RTSP test camera", argv, self.log_file, env=env)
         try:
             self.process.start()
         except StackError:

@@ -226,8 +226,14 @@ class Feeder:
         appsrc.emit("push-buffer", buf)
 
 
-def make_factory(clip: Clip, pool) -> "GstRtspServer.RTSPMediaFactory":
+AUTH_ROLE = "viewer"
+
+
+def make_factory(clip: Clip, pool, protected: bool) -> "GstRtspServer.RTSPMediaFactory":
     factory = GstRtspServer.RTSPMediaFactory()
+    if protected:  # only the authenticated role may open or construct the media
+        factory.add_role_from_structure(Gst.Structure.new_from_string(
+            f"{AUTH_ROLE}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"))
     factory.set_launch(
         "( appsrc name=src is-live=false format=time do-timestamp=false "
         "! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
@@ -260,6 +266,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--mount", action="append", default=[], metavar="NAME=PATH",
                    help="serve PATH (MP4/MKV with H.264 video) at rtsp://127.0.0.1:PORT/NAME; repeatable")
     p.add_argument("--ready-file", help="write {\"port\": N, \"mounts\": [...]} here once listening")
+    p.add_argument("--auth", metavar="USER:PASSWORD",
+                   help="require these credentials (RTSP Basic auth), like a real camera; read from "
+                        "$TESTCAM_AUTH if not given, so it never shows in a process list")
     args = p.parse_args(argv)
     if not args.mount:
         fail(EXIT_BAD_INPUT, "give at least one --mount NAME=PATH")
@@ -276,6 +285,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             fail(EXIT_BAD_INPUT, f"--mount {name} given twice")
         mounts[name] = path
     args.mounts = mounts
+    args.auth = args.auth or os.environ.get("TESTCAM_AUTH")
+    if args.auth and ":" not in args.auth:
+        fail(EXIT_BAD_INPUT, "--auth expects USER:PASSWORD")
     return args
 
 
@@ -297,9 +309,16 @@ def main(argv: list[str]) -> int:
     server.set_service(str(args.port))
     pool = GstRtspServer.RTSPAddressPool()
     pool.add_range("127.0.0.1", "127.0.0.1", UDP_PORT_MIN, UDP_PORT_MAX, 0)
+    if args.auth:
+        user, _, password = args.auth.partition(":")
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, AUTH_ROLE)
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+        server.set_auth(auth)
     mount_points = server.get_mount_points()
     for clip in clips:
-        mount_points.add_factory(f"/{clip.name}", make_factory(clip, pool))
+        mount_points.add_factory(f"/{clip.name}", make_factory(clip, pool, bool(args.auth)))
 
     clients = {"next": 0}
 
