@@ -10,7 +10,7 @@ that older consumers cannot ignore bumps `VERSION`.
 from typing import Annotated, ClassVar, Literal, Self, TypeVar
 
 import msgpack
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from spectare.core.errors import SchemaError
 
@@ -139,6 +139,38 @@ class Packet(Message):
     keyframe: bool
     wall_time: float = Field(description="session anchor advanced by pts (Unix seconds)")
     data: bytes
+
+
+class PacketGroup(Message):
+    """Consecutive packets of one session in one NATS message: a message costs more than a packet.
+
+    Ingest starts a group at every keyframe, so chunk cuts (always at a keyframe) fall on message
+    boundaries."""
+
+    KIND: ClassVar[str] = "packet_group"
+    camera: Camera
+    session: str = Field(min_length=1, max_length=64)
+    packets: tuple[Packet, ...] = Field(min_length=1, max_length=10_000)
+
+    @field_validator("packets")
+    @classmethod
+    def _one_run(cls, packets: tuple[Packet, ...], info: ValidationInfo) -> tuple[Packet, ...]:
+        camera, session = info.data.get("camera"), info.data.get("session")
+        first = packets[0].seq
+        for offset, packet in enumerate(packets):
+            if (packet.camera, packet.session) != (camera, session):
+                raise ValueError(f"packet {packet.seq} belongs to {packet.camera}/{packet.session}")
+            if packet.seq != first + offset:
+                raise ValueError(f"packet seqs must be consecutive from {first}; got {packet.seq} at {offset}")
+        return packets
+
+    def encode(self) -> bytes:
+        # Inner packets travel as plain maps (their own envelopes would only repeat ours).
+        return msgpack.packb(
+            {"kind": self.KIND, "v": self.VERSION, "camera": self.camera, "session": self.session,
+             "packets": [p.model_dump(mode="python") for p in self.packets]},
+            use_bin_type=True,
+        )
 
 
 class Keyframe(Message):

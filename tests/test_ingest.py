@@ -15,7 +15,7 @@ import pytest
 from spectare.core.leases import LeaseTable
 from spectare.core.registry import CameraRegistry
 from spectare.local.testcam import RtspTestCamera
-from spectare.schemas import CameraConfig, Keyframe, Packet, StreamInfo
+from spectare.schemas import CameraConfig, Keyframe, Packet, PacketGroup, StreamInfo
 
 from .helpers import ServiceProcess, eventually
 
@@ -34,6 +34,7 @@ class MediaTap:
         self.infos: list[StreamInfo] = []
         self.packets: dict[str, list[Packet]] = defaultdict(list)
         self.msg_ids: list[tuple[str, str]] = []
+        self.groups: list[PacketGroup] = []
         self.sub = None
 
     async def start(self):
@@ -42,9 +43,10 @@ class MediaTap:
             if parsed.kind == "info":
                 self.infos.append(StreamInfo.decode(msg.data))
             else:
-                packet = Packet.decode(msg.data)
-                self.packets[packet.camera].append(packet)
-                expected = f"{packet.camera}:{packet.session}:{packet.seq}"
+                group = PacketGroup.decode(msg.data)
+                self.packets[group.camera].extend(group.packets)
+                self.groups.append(group)
+                expected = f"{group.camera}:{group.session}:{group.packets[0].seq}"
                 self.msg_ids.append(((msg.headers or {}).get("Nats-Msg-Id"), expected))
 
         self.sub = await self.js.subscribe(self.names.packets("*").replace(".packets", ".*"), cb=on_msg,
@@ -80,6 +82,10 @@ async def test_publishes_stream_info_packets_and_self_contained_keyframes(js, se
     assert {p.session for p in packets} == {info.session}
     assert [p.seq for p in packets] == list(range(len(packets))), "every packet, in order, no holes"
     assert all(msg_id == expected for msg_id, expected in tap.msg_ids)
+    # Packets travel in groups: a keyframe always opens one, and a group spans at most ~0.25 s.
+    assert all(not p.keyframe for g in tap.groups for p in g.packets[1:])
+    assert all(g.packets[-1].wall_time - g.packets[0].wall_time <= 0.25 + 1 / 15 + 1e-6 for g in tap.groups)
+    assert len(tap.groups) < len(packets) / 3
     assert packets[0].keyframe, "a session starts at the camera's first packet, an IDR"
     assert [p.seq for p in packets if p.keyframe][:3] == [0, 15, 30], "1 s GOP at 15 fps"
     steps = [b.wall_time - a.wall_time for a, b in itertools.pairwise(packets)]

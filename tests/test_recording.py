@@ -16,7 +16,7 @@ from spectare.core.registry import CameraRegistry
 from spectare.core.store import ensure_bucket, s3_client
 from spectare.local.servers import S3Credentials, SeaweedS3
 from spectare.local.testcam import RtspTestCamera
-from spectare.schemas import CameraConfig, Gap, Segment
+from spectare.schemas import CameraConfig, Gap, PacketGroup, Segment
 
 from .helpers import ServiceProcess, eventually, settings_for
 from .media import avcc_nals, file_access_units, picture_nals
@@ -112,8 +112,18 @@ def verify_chunks(settings, segments: list[Segment], clip: Path) -> None:
 
 
 async def media_packet_count(js, settings, camera: str) -> int:
-    info = await js.stream_info(settings.names.media_stream, subjects_filter=settings.names.packets(camera))
-    return info.state.subjects.get(settings.names.packets(camera), 0) if info.state.subjects else 0
+    """Packets the camera sent, as ingest published them (in groups) on its packets subject."""
+    count = 0
+    sub = await js.subscribe(settings.names.packets(camera), ordered_consumer=True)
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(1.0)
+            except TimeoutError:
+                return count
+            count += len(PacketGroup.decode(msg.data).packets)
+    finally:
+        await sub.unsubscribe()
 
 
 async def everything_recorded(js, settings, camera: str, timeout: float) -> list[Segment]:

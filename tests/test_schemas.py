@@ -14,6 +14,7 @@ from spectare.schemas import (
     Keyframe,
     Names,
     Packet,
+    PacketGroup,
     Segment,
     StreamInfo,
     SubjectKind,
@@ -46,6 +47,30 @@ EXAMPLES = [
 @pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: type(m).__name__)
 def test_round_trip(message):
     assert type(message).decode(message.encode()) == message
+
+
+def _group(*seqs, session="s1"):
+    return tuple(Packet(camera="porch", session=session, seq=q, pts=q, dts=q, keyframe=q == seqs[0],
+                        wall_time=1.7e9 + q, data=bytes([q % 256]) * 3) for q in seqs)
+
+
+def test_packet_group_round_trip():
+    group = PacketGroup(camera="porch", session="s1", packets=_group(4, 5, 6))
+    assert PacketGroup.decode(group.encode()) == group
+    assert decode_one_of(group.encode(), PacketGroup, Packet) == group
+
+
+@pytest.mark.parametrize(
+    ("packets", "error"),
+    [
+        (_group(4, 6), "consecutive"),
+        (_group(4) + _group(5, session="s2"), "belongs to porch/s2"),
+        ((), "at least 1 item"),
+    ],
+)
+def test_packet_group_must_be_one_run_of_one_session(packets, error):
+    with pytest.raises(SchemaError, match=error):
+        PacketGroup.create(camera="porch", session="s1", packets=packets)
 
 
 def test_label_becomes_token_on_construction():

@@ -42,6 +42,12 @@ class IngestSettings(SectionSettings):
     publish_deadline_s: Annotated[float, Field(gt=0, le=3600)] = Field(
         default=60.0, description="how long one message is retried before the session is given up"
     )
+    group_max_s: Annotated[float, Field(ge=0, le=5)] = Field(
+        default=0.25, description="packets wait at most this long to travel together in one message (0: one each)"
+    )
+    group_max_bytes: Annotated[int, Field(ge=1, le=4 * 1024 * 1024)] = Field(
+        default=2 * 1024 * 1024, description="a packet group is sent once it holds this many bytes"
+    )
     info_repeat_s: Annotated[float, Field(ge=1, le=600)] = Field(
         default=60.0, description="StreamInfo is published again this often, well inside the packet buffer's age"
     )

@@ -25,7 +25,7 @@ from spectare.core.leases import Lease
 from spectare.core.service import ServiceContext
 from spectare.core.store import ensure_bucket, s3_client
 from spectare.core.worker import CameraWorker
-from spectare.schemas import CameraConfig, Packet, StreamInfo
+from spectare.schemas import CameraConfig, Packet, PacketGroup, StreamInfo, decode_one_of
 
 from .chunker import Action, Chunker, CloseChunk
 from .consumer import InfoLookup, consumer_name, open_consumer, read_footage_end
@@ -175,20 +175,25 @@ class CameraPipeline:
             return chunker.on_info(info, handle)
         if msg.subject == self.packets_subject:
             try:
-                packet = Packet.decode(msg.data)
-                if packet.camera != self.camera:
-                    raise SchemaError(f"packet of camera {packet.camera!r}")
+                message = decode_one_of(msg.data, PacketGroup, Packet)
+                if message.camera != self.camera:
+                    raise SchemaError(f"packets of camera {message.camera!r}")
             except SchemaError as exc:
                 return self._garbage("packets", handle, exc)
             actions: list[Action] = []
-            if packet.session != chunker.session:
-                info = await self.lookup.find(packet.session, stream_seq)
+            if message.session != chunker.session:
+                info = await self.lookup.find(message.session, stream_seq)
                 if info is not None:
                     actions += chunker.on_info(info)
                 else:
-                    self._log_once(f"noinfo:{packet.session}", "camera %s: no stream info for session %s; its "
-                                   "packets cannot be recorded", packet.session)
-            return actions + chunker.on_packet(packet, handle)
+                    self._log_once(f"noinfo:{message.session}", "camera %s: no stream info for session %s; its "
+                                   "packets cannot be recorded", message.session)
+            packets = message.packets if isinstance(message, PacketGroup) else (message,)
+            # Only the group's last packet carries its ack: a chunk cut inside a group then never acks
+            # the packets after the cut (they are replayed, and skipped as stored, after a crash).
+            for packet in packets[:-1]:
+                actions += chunker.on_packet(packet, None)
+            return actions + chunker.on_packet(packets[-1], handle)
         return self._garbage("subject", handle, SchemaError(f"unexpected subject {msg.subject}"))
 
     def _garbage(self, kind: str, handle: AckHandle, exc: Exception) -> list[Action]:
