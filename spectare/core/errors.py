@@ -39,3 +39,7 @@ class CameraNotFound(NotFoundError):
 
 class StackError(SpectareError):
     """The embedded local stack could not start, or is not running."""
+
+
+class ModelError(SpectareError):
+    """A detection model that cannot be loaded: a missing, corrupt or unsupported file (named)."""
