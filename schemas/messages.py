@@ -243,6 +243,28 @@ class Detection(Message):
         return label_token(value)
 
 
+class MotionState(Message):
+    """What the motion gate remembers of a camera: a small grey picture of its last keyframe. Kept in the
+    `motion` KV bucket, keyed by camera, so every detector replica compares against the same picture."""
+
+    KIND: ClassVar[str] = "motion_state"
+    camera: Camera
+    session: str
+    seq: NonNegInt
+    wall_time: float
+    width: Annotated[int, Field(gt=0, le=1024)]
+    height: Annotated[int, Field(gt=0, le=1024)]
+    pixels: bytes = Field(description="width*height grey levels, row by row")
+
+    @field_validator("pixels")
+    @classmethod
+    def _size(cls, value: bytes, info: ValidationInfo) -> bytes:
+        width, height = info.data.get("width"), info.data.get("height")
+        if width and height and len(value) != width * height:
+            raise ValueError(f"expected {width}x{height} = {width * height} bytes, got {len(value)}")
+        return value
+
+
 class CameraConfig(Message):
     """A registered camera, as stored in the `cameras` KV bucket (URL with its credentials)."""
 
@@ -250,8 +272,18 @@ class CameraConfig(Message):
     name: str
     url: str = Field(min_length=1, max_length=2048, description="RTSP URL, credentials included")
     friendly_name: str = Field(default="", max_length=200)
-    detect: bool = True
+    detect: bool = Field(default=True, description="run object detection on this camera's keyframes")
     segment_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
+    labels: tuple[str, ...] | None = Field(
+        default=None, description="labels to report (e.g. person, car); None: the detector's default list"
+    )
+    min_score: Annotated[float, Field(ge=0.01, le=1.0)] | None = Field(
+        default=None, description="lowest score reported; None: the detector's default"
+    )
+    motion_gate: bool = Field(default=True, description="detect only on keyframes that differ from the previous one")
+    motion_threshold: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
+        default=None, description="share of the picture that must change to pass the gate; None: detector default"
+    )
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -259,6 +291,11 @@ class CameraConfig(Message):
     @classmethod
     def _valid_name(cls, value: str) -> str:
         return camera_name(value)
+
+    @field_validator("labels")
+    @classmethod
+    def _label_tokens(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(label_token(label) for label in value)
 
     @field_validator("url")
     @classmethod

@@ -122,6 +122,10 @@ class Names:
     def leases_bucket(self) -> str:
         return self._lower("leases")
 
+    @property
+    def motion_bucket(self) -> str:
+        return self._lower("motion")
+
 
 def _cam_or_wildcard(camera: str) -> str:
     return camera if camera == "*" else camera_name(camera)

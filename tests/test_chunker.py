@@ -8,8 +8,9 @@ which message settles it.
 import pytest
 
 from spectare.schemas import AudioTrack, Gap, Packet, StreamInfo, VideoTrack
+from spectare.schemas.keys import chunk_key
 from spectare.segmenter.chunker import AnnounceGap, Chunker, CloseChunk, Tail
-from spectare.segmenter.keys import chunk_key, gap_msg_id, segment_msg_id
+from spectare.segmenter.keys import gap_msg_id, segment_msg_id
 
 CAM = "cam1"
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z

@@ -21,7 +21,9 @@ async def serve(ctx: ServiceContext) -> None:
     async def run_camera(config: CameraConfig, lease: Lease) -> None:
         await CameraIngest(ctx.js, ctx.settings, ingest, config, lease, counters).run()
 
-    worker = CameraWorker(ctx.js, ctx.settings, "ingest", run_camera, ingest.max_cameras)
+    # Only a new URL needs a new RTSP session: detection settings must not cut the recording.
+    worker = CameraWorker(ctx.js, ctx.settings, "ingest", run_camera, ingest.max_cameras,
+                          restart_on=frozenset({"url"}))
     await worker.run(ctx.stop)
     log.info("ingest totals: %s", dict(counters))
 

@@ -22,6 +22,7 @@ from nats.js.errors import APIError, NotFoundError
 
 from spectare.core.errors import SchemaError, SpectareError
 from spectare.core.leases import Lease
+from spectare.core.logs import LogOnce
 from spectare.core.service import ServiceContext
 from spectare.core.store import ensure_bucket, s3_client
 from spectare.core.worker import CameraWorker
@@ -57,7 +58,7 @@ class Segmenter:
         except SpectareError as exc:  # S3 down at start: uploads wait for it, per chunk
             log.warning("%s; chunks will wait for it", exc)
         worker = CameraWorker(self.ctx.js, self.ctx.settings, role="segmenter", run_camera=self.run_camera,
-                              max_cameras=self.seg.max_cameras)
+                              max_cameras=self.seg.max_cameras, restart_on=frozenset({"segment_seconds"}))
         await worker.run(self.ctx.stop)
         t = self.totals()
         log.info("segmenter stopped: %d chunks, %d bytes, %d gaps, %d garbage messages, %d upload retries",
@@ -86,7 +87,7 @@ class CameraPipeline:
         self.max_stream_seq = 0
         self.requested_ordinal = 0  # highest ack handed to the sink
         self.garbage: list[AckHandle] = []  # undecodable messages not yet covered by an ack
-        self._logged: set[str] = set()
+        self.log_once = LogOnce(log)
 
     async def run(self) -> None:
         js, settings = self.shared.js, self.shared.settings
@@ -131,7 +132,8 @@ class CameraPipeline:
                 await asyncio.sleep(timeout)
             except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
                     nats.errors.ConnectionDrainingError) as exc:
-                self._log_once("fetch", "camera %s: cannot fetch (%s); retrying", type(exc).__name__)
+                self.log_once.warning("fetch", "camera %s: cannot fetch (%s); retrying", self.camera,
+                                      type(exc).__name__)
                 await asyncio.sleep(1.0)
                 msgs = []
             for msg in msgs:
@@ -186,8 +188,8 @@ class CameraPipeline:
                 if info is not None:
                     actions += chunker.on_info(info)
                 else:
-                    self._log_once(f"noinfo:{message.session}", "camera %s: no stream info for session %s; its "
-                                   "packets cannot be recorded", message.session)
+                    self.log_once.warning(f"noinfo:{message.session}", "camera %s: no stream info for session %s; "
+                                          "its packets cannot be recorded", self.camera, message.session)
             packets = message.packets if isinstance(message, PacketGroup) else (message,)
             # Only the group's last packet carries its ack: a chunk cut inside a group then never acks
             # the packets after the cut (they are replayed, and skipped as stored, after a crash).
@@ -201,8 +203,8 @@ class CameraPipeline:
         before it: under AckPolicy.ALL a `term` acks every earlier message too, so it is terminated only once
         no chunk is open (see Settle); one inside a chunk is acked with that chunk."""
         self.stats.garbage += 1
-        self._log_once(f"garbage:{kind}", "camera %s: undecodable message on %s skipped: %s",
-                       handle.msg.subject, exc)
+        self.log_once.warning(f"garbage:{kind}", "camera %s: undecodable message on %s skipped: %s", self.camera,
+                              handle.msg.subject, exc)
         self.garbage.append(handle)
         self.chunker.on_skipped(handle)
         return []
@@ -237,8 +239,3 @@ class CameraPipeline:
             self.requested_ordinal = last.ordinal
             self.sink.put(Settle(last, tuple(self.garbage)))
             self.garbage = []
-
-    def _log_once(self, kind: str, message: str, *args: object) -> None:
-        if kind not in self._logged:
-            self._logged.add(kind)
-            log.warning(message + " (further ones are counted, not logged)", self.camera, *args)

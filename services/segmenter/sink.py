@@ -23,10 +23,13 @@ from nats.js import JetStreamContext
 
 from spectare.core.backoff import Backoff
 from spectare.core.config import Settings
+from spectare.core.logs import LogOnce
+from spectare.core.retry import Outage, describe_error, retry_until_done
 from spectare.schemas import Gap, Segment
+from spectare.schemas.keys import chunk_key
 
 from .chunker import Action, AnnounceGap, ChunkPlan, CloseChunk
-from .keys import chunk_key, gap_msg_id, segment_msg_id
+from .keys import gap_msg_id, segment_msg_id
 from .remux import Remuxer, RemuxError
 from .settings import SegmenterSettings
 
@@ -70,27 +73,6 @@ class CameraStats:
     remux_seconds: float = 0.0
 
 
-class Outage:
-    """One line when a dependency starts failing, one when it works again (not one per retry)."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        self.since: float | None = None
-        self.failures = 0
-
-    def failed(self, camera: str, exc: BaseException) -> None:
-        self.failures += 1
-        if self.since is None:
-            self.since = time.monotonic()
-            log.warning("%s failing (camera %s: %s); retrying until it works", self.what, camera, _describe(exc))
-
-    def ok(self) -> None:
-        if self.since is not None:
-            log.info("%s working again after %.1fs (%d failed attempts)", self.what,
-                     time.monotonic() - self.since, self.failures)
-            self.since, self.failures = None, 0
-
-
 @dataclass
 class Shared:
     """What all cameras of one segmenter share."""
@@ -113,7 +95,7 @@ class ChunkSink:
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
         self.acked_ordinal = 0  # every message up to this one is acked
         self._busy = False
-        self._logged: set[str] = set()
+        self.log_once = LogOnce(log)
 
     def put(self, item: Item) -> None:
         self.queue.put_nowait(item)
@@ -147,8 +129,8 @@ class ChunkSink:
             remuxed = await asyncio.to_thread(self.remuxer.remux, plan)
         except RemuxError as exc:
             self.stats.remux_errors += 1
-            self._log_once("remux", "camera %s: chunk %s:%d..%d cannot be stored, announced as a gap: %s",
-                           self.camera, plan.session, plan.first_seq, plan.last_seq, exc)
+            self.log_once.warning("remux", "camera %s: chunk %s:%d..%d cannot be stored, announced as a gap: %s",
+                                  self.camera, plan.session, plan.first_seq, plan.last_seq, exc)
             await self._announce_gap(Gap.create(camera=self.camera, start=plan.start, end=plan.end,
                                                 reason=f"chunk could not be remuxed: {exc}"[:200],
                                                 session=plan.session))
@@ -219,19 +201,10 @@ class ChunkSink:
         await self._retry(publish, self.shared.nats_outage, "publish_retries")
 
     async def _retry(self, attempt: Callable[[], Awaitable[Any]], outage: Outage, counter: str) -> None:
-        backoff = self._backoff()
-        while True:
-            try:
-                await attempt()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any failure of the remote side: S3Error, urllib3, OSError, nats errors
-                outage.failed(self.camera, exc)
-                setattr(self.stats, counter, getattr(self.stats, counter) + 1)
-                await asyncio.sleep(backoff.next_delay())
-                continue
-            outage.ok()
-            return
+        def count() -> None:
+            setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+
+        await retry_until_done(attempt, outage, self.camera, self._backoff(), count)
 
     async def _settle(self, handle: AckHandle | None, terminate: bool = False) -> None:
         """Ack (or terminate) one message and, AckPolicy.ALL, all before it; confirmed by the server so a
@@ -253,23 +226,12 @@ class ChunkSink:
                 return
             except (nats.errors.Error, TimeoutError) as exc:
                 self.stats.ack_errors += 1
-                self._log_once("ack", "camera %s: ack failed (%s); the next ack covers it", self.camera,
-                               _describe(exc))
+                self.log_once.warning("ack", "camera %s: ack failed (%s); the next ack covers it", self.camera,
+                                      describe_error(exc))
                 await asyncio.sleep(backoff.next_delay())
 
     def _backoff(self) -> Backoff:
         return Backoff(self.shared.seg.upload_backoff_min_s, self.shared.seg.upload_backoff_max_s)
-
-    def _log_once(self, kind: str, message: str, *args: object) -> None:
-        if kind not in self._logged:
-            self._logged.add(kind)
-            log.warning(message + " (further ones are counted, not logged)", *args)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, S3Error):
-        return f"{exc.code}: {exc.message}"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _iso(t: float) -> str:

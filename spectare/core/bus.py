@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # a 4K keyframe fits; the local server's max_payload matches
 LEASE_TTL_S = 10.0  # a dead worker's cameras move within this plus one claim round
+MOTION_STATE_TTL_S = 600.0  # a camera silent this long starts afresh: its next keyframe passes the gate
 
 
 async def connect(settings: Settings, name: str) -> NATS:
@@ -152,6 +153,14 @@ def kv_configs(settings: Settings) -> list[KeyValueConfig]:
             description="camera -> worker assignment; an unrenewed lease expires",
             history=1,
             ttl=LEASE_TTL_S,
+            storage=StorageType.FILE,
+            replicas=settings.streams.replicas,
+        ),
+        KeyValueConfig(
+            bucket=names.motion_bucket,
+            description="camera -> the motion gate's picture of its last keyframe, shared by detector replicas",
+            history=1,
+            ttl=MOTION_STATE_TTL_S,
             storage=StorageType.FILE,
             replicas=settings.streams.replicas,
         ),

@@ -31,3 +31,16 @@ def setup_logging(level: str = "INFO", service: str = "spectare") -> None:
     # nats-py and urllib3 log every reconnect attempt; Spectare reports those once itself.
     for noisy in ("nats", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+class LogOnce:
+    """Logs the first occurrence of each kind of problem; later ones are only counted by the caller."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self.seen: set[str] = set()
+
+    def warning(self, kind: str, message: str, *args: object) -> None:
+        if kind not in self.seen:
+            self.seen.add(kind)
+            self.logger.warning(message + " (further ones are counted, not logged)", *args)

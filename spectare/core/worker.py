@@ -5,7 +5,8 @@ A service supplies `run_camera(config, lease)`, a coroutine that works on one ca
 cancelled. This module decides when to start, restart and stop those tasks:
   - a registered camera without a live lease of this role is claimed (up to `max_cameras`);
   - a lease that cannot be renewed stops its camera at once (another worker may own it now);
-  - a camera changed in the registry is restarted with the new config, a removed one stopped;
+  - a camera changed in the registry is restarted with the new config when a field the service uses
+    changed (`restart_on`: a detection setting must not cut the recording), a removed one stopped;
   - a task that crashes is restarted after a pause, keeping its lease.
 """
 
@@ -36,12 +37,14 @@ def new_worker_id(role: str) -> str:
 
 class CameraWorker:
     def __init__(self, js: JetStreamContext, settings: Settings, role: str, run_camera: RunCamera,
-                 max_cameras: int, claim_interval_s: float = 1.0, crash_pause_s: float = 2.0) -> None:
+                 max_cameras: int, restart_on: frozenset[str], claim_interval_s: float = 1.0,
+                 crash_pause_s: float = 2.0) -> None:
         self.js = js
         self.settings = settings
         self.role = role
         self.run_camera = run_camera
         self.max_cameras = max_cameras
+        self.restart_on = restart_on
         self.claim_interval_s = claim_interval_s
         self.crash_pause_s = crash_pause_s
         self.worker_id = new_worker_id(role)
@@ -84,7 +87,7 @@ class CameraWorker:
                     await self._stop(change.name, release=True)
             else:
                 self.registered[change.name] = change.config
-                if change.name in self.tasks and old is not None and _changed(old, change.config):
+                if change.name in self.tasks and old is not None and self._changed(old, change.config):
                     log.info("camera %s changed in the registry: restarting", change.name)
                     await self._stop(change.name, release=False)
                     self._start(change.config, self.leases.held[change.name])
@@ -144,7 +147,5 @@ class CameraWorker:
         if release and self.leases is not None:
             await self.leases.release(camera)
 
-
-def _changed(old: CameraConfig, new: CameraConfig) -> bool:
-    ignore = {"created_at", "updated_at"}
-    return old.model_dump(exclude=ignore) != new.model_dump(exclude=ignore)
+    def _changed(self, old: CameraConfig, new: CameraConfig) -> bool:
+        return old.model_dump(include=self.restart_on) != new.model_dump(include=self.restart_on)
