@@ -45,9 +45,9 @@ def changed_share(previous: np.ndarray, current: np.ndarray, pixel_delta: int = 
     return float(np.count_nonzero(diff > pixel_delta)) / diff.size
 
 
-def judge(previous: MotionState | None, current: np.ndarray, threshold: float, enabled: bool) -> GateResult:
-    """The gate's verdict on a keyframe whose grey thumbnail is `current`."""
-    if not enabled:
+def judge(previous: MotionState | None, current: np.ndarray | None, threshold: float) -> GateResult:
+    """The gate's verdict on a keyframe whose grey thumbnail is `current` (None: the gate is off)."""
+    if current is None:
         return GateResult(Verdict.OFF, None)
     if previous is None:
         return GateResult(Verdict.FIRST, None)

@@ -53,7 +53,7 @@ class DetectorSettings(SectionSettings):
         default=8, description="keyframes of several cameras run through the model together, at most this many"
     )
     motion_threshold: Annotated[float, Field(ge=0, le=1)] = Field(
-        default=0.003,
+        default=0.002,
         description="default share of the downscaled picture that must change for a keyframe to be detected on",
     )
     snapshot_max_width: Annotated[int, Field(ge=160, le=7680)] = Field(
