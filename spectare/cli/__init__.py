@@ -14,6 +14,7 @@ from spectare.core.logs import setup_logging
 from spectare.core.redact import redact
 
 from .camera import camera
+from .detections import detections
 from .footage import footage
 from .stack import down, status, testcam, up
 
@@ -33,6 +34,7 @@ def cli(config_file: Path | None, state_dir: Path | None, verbose: bool) -> None
     Start everything on this machine:   spectare up --demo
     Add a camera:                       spectare camera add porch rtsp://user:pass@192.0.2.7/stream1
     List cameras:                       spectare camera list
+    Watch people and vehicles:          spectare detections tail --label person
 
     Commands find a `spectare up` running in the same directory by themselves. To use an external
     NATS and S3 instead, set them in spectare.toml or the environment (SPECTARE_NATS__URL,
@@ -52,6 +54,7 @@ cli.add_command(status)
 cli.add_command(testcam)
 cli.add_command(camera)
 cli.add_command(footage)
+cli.add_command(detections)
 
 
 def main() -> None:

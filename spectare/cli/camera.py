@@ -6,7 +6,7 @@ import click
 
 from spectare.core.redact import redact
 from spectare.core.registry import CameraRegistry
-from spectare.schemas import CameraConfig, camera_name
+from spectare.schemas import CameraConfig, camera_name, label_token
 
 from .common import print_json, print_table, with_bus
 
@@ -27,9 +27,50 @@ def _validated_name(_ctx: click.Context, _param: click.Parameter, value: str) ->
         raise click.BadParameter(str(exc)) from None
 
 
+def _labels(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, ...] | None | str:
+    """'person,car' -> ('person', 'car'); 'all' -> () (every label); 'default' -> None (detector's list)."""
+    if value is None:
+        return UNSET
+    if value.strip().lower() == "default":
+        return None
+    if value.strip().lower() == "all":
+        return ()
+    try:
+        return tuple(label_token(label) for label in value.split(",") if label.strip())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+UNSET = "unset"  # an option the user did not give (None means "back to the default" for some)
+
+
+def detection_options(command):  # noqa: ANN001, ANN201 - a click decorator
+    """Options shared by `camera add` and `camera set` for what the detector does with a camera."""
+    options = [
+        click.option("--detect/--no-detect", default=None, help="Run object detection on it (default: on)."),
+        click.option("--labels", callback=_labels,
+                     help="Labels to report, comma-separated (person,car,truck); 'all' for every label the model "
+                          "knows, 'default' for the detector's list (person and vehicles)."),
+        click.option("--min-score", type=click.FloatRange(0.01, 1.0),
+                     help="Lowest score reported, 0.01-1 (default: the detector's, 0.5)."),
+        click.option("--motion-gate/--no-motion-gate", default=None,
+                     help="Detect only on keyframes that differ from the previous one (default: on)."),
+        click.option("--motion-threshold", type=click.FloatRange(0.0, 1.0),
+                     help="Share of the picture that must change to pass the gate (default: the detector's, 0.002)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _given(**values: object) -> dict[str, object]:
+    """The options the user gave (click passes None for an absent flag or number, UNSET for --labels)."""
+    return {k: v for k, v in values.items() if v is not None and v != UNSET or (k == "labels" and v is None)}
+
+
 @click.group()
 def camera() -> None:
-    """Register, list, show and remove cameras."""
+    """Register, list, show, change and remove cameras."""
 
 
 @camera.command("add")
@@ -39,14 +80,15 @@ def camera() -> None:
 @click.option("--detect/--no-detect", default=True, show_default=True, help="Run object detection on it.")
 @click.option("--segment-seconds", type=click.IntRange(1, 3600), default=10, show_default=True,
               help="Length of recorded MP4 chunks (cut at the next keyframe).")
-def add(name: str, url: str, friendly_name: str, detect: bool, segment_seconds: int) -> None:
+@detection_options
+def add(name: str, url: str, friendly_name: str, segment_seconds: int, **detection: object) -> None:
     """Register camera NAME streaming at URL (rtsp://user:password@host:554/path).
 
     NAME is 1-63 characters of a-z, 0-9, '_' or '-'. The password is stored for the recorder and
     never shown again: listings print rtsp://user:***@host/...
     """
     config = CameraConfig.create(
-        name=name, url=url, friendly_name=friendly_name, detect=detect, segment_seconds=segment_seconds
+        name=name, url=url, friendly_name=friendly_name, segment_seconds=segment_seconds, **_given(**detection)
     )
 
     async def work(js, settings):
@@ -94,6 +136,41 @@ def show(name: str, as_json: bool) -> None:
     width = max(len(k) for k in view)
     for key, value in view.items():
         click.echo(f"{key.ljust(width)}  {value}")
+
+
+@camera.command("set")
+@click.argument("name", callback=_validated_name)
+@click.option("--url", help="New stream URL (recording restarts on it).")
+@click.option("--friendly-name", help="Human name shown in listings.")
+@click.option("--segment-seconds", type=click.IntRange(1, 3600), help="Length of recorded MP4 chunks.")
+@detection_options
+def set_(name: str, **changes: object) -> None:
+    """Change settings of camera NAME; options not given keep their value. Detection settings apply
+    live, without interrupting the recording.
+
+    \b
+    spectare camera set porch --labels person,car --min-score 0.6
+    spectare camera set garage --no-detect
+    """
+    update = _given(**changes)
+    if not update:
+        raise click.UsageError("nothing to change: give at least one option (see --help)")
+
+    async def work(js, settings):
+        registry = await CameraRegistry.open(js, settings)
+        current = await registry.get(name)
+        return await registry.put(CameraConfig.create(**{**current.model_dump(), **update}))
+
+    changed = with_bus(work)
+    click.echo(f"updated camera {changed.name}: " + ", ".join(f"{k}={_shown(k, v)}" for k, v in update.items()))
+
+
+def _shown(field: str, value: object) -> str:
+    if field == "url":
+        return redact(str(value))
+    if field == "labels":
+        return "default" if value is None else (",".join(value) or "all")  # type: ignore[arg-type]
+    return str(value)
 
 
 @camera.command("rm")
