@@ -326,6 +326,8 @@ class UltralyticsYolo:
             self._model = YOLO(str(path), task="detect")
             self._predict([np.zeros((input_size, input_size, 3), np.uint8)], 0.5)
             names = self._model.names
+        except ModuleNotFoundError as e:  # ultralytics imports a format's runtime (onnxruntime, tensorrt) on use
+            raise ModelError(f"{path}: loading it needs the Python package {e.name!r}, not installed") from None
         except Exception as e:  # torch, onnx and TensorRT raise anything for a broken file
             reason = " ".join(str(e).split())[:300] or type(e).__name__
             raise ModelError(f"{path}: cannot load the model ({type(e).__name__}: {reason})") from None
