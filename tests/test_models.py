@@ -350,6 +350,13 @@ def _missing_pt(d: Path, random_pt: Path) -> Path:
     return d / "yolov8n.pt"  # a name ultralytics would otherwise try to download
 
 
+def _classifier(d: Path, random_pt: Path) -> Path:
+    from ultralytics import YOLO
+
+    YOLO("yolov8n-cls.yaml").save(d / "classifier.pt")  # a real model, but it classifies whole images
+    return d / "classifier.pt"
+
+
 def _engine_on_cpu(d: Path, random_pt: Path) -> Path:
     (d / "model.engine").write_bytes(b"x")
     return d / "model.engine"
@@ -362,6 +369,7 @@ def _engine_on_cpu(d: Path, random_pt: Path) -> Path:
         (_garbage_pt, "cannot load the model"),
         (_truncated_pt, "cannot load the model"),
         (_garbage_onnx, "cannot load the model|needs the Python package 'onnxruntime'"),
+        (_classifier, "not a detection model"),
         (_engine_on_cpu, "TensorRT engine needs a CUDA GPU"),
     ],
     ids=lambda v: v.__name__.strip("_") if callable(v) else None,

@@ -45,7 +45,8 @@ class ObjectDetector(Protocol):
     labels: tuple[str, ...]  # label token per class id
 
     def detect(self, images: Sequence[np.ndarray], min_score: float) -> list[list[Found]]:
-        """Per image (BGR uint8 HxWx3, any sizes), its objects scoring at least min_score, best first."""
+        """Per image (BGR uint8 HxWx3, any sizes), its objects scoring at least min_score, best first.
+        One call at a time: a detector is not thread-safe."""
         ...
 
 
@@ -109,7 +110,7 @@ class OpenCvYolo:
         try:
             rows = self._forward([np.zeros((input_size, input_size, 3), np.uint8)])
         except cv2.error as e:
-            raise ModelError(f"{cfg}: the net does not run with {weights.name} ({_cv_reason(e)})") from None
+            raise ModelError(f"{cfg}: the net does not run with {weights.name}: {_cv_reason(e)}") from None
         classes = rows.shape[-1] - 5
         if classes != len(self.labels):
             raise ModelError(f"{names}: {len(self.labels)} class names, but {cfg} has {classes} classes")
@@ -226,7 +227,7 @@ def _read_darknet(cfg: Path, weights: Path) -> Any:
         )
     except cv2.error as e:
         bad = weights if "Weights" in str(e) else cfg
-        raise ModelError(f"{bad}: not a usable Darknet {bad.suffix[1:]} file ({_cv_reason(e)})") from None
+        raise ModelError(f"{bad}: not a usable Darknet {bad.suffix[1:]} file: {_cv_reason(e)}") from None
     if net.empty():
         raise ModelError(f"{cfg}: no layers in the Darknet cfg")
     # The weights are a header and then, layer after layer, every parameter as float32; OpenCV loads them
@@ -324,13 +325,15 @@ class UltralyticsYolo:
             self._precision = {"quantize": 16} if "quantize" in DEFAULT_CFG_DICT else {"half": True}
         try:
             self._model = YOLO(str(path), task="detect")
-            self._predict([np.zeros((input_size, input_size, 3), np.uint8)], 0.5)
+            warm_up = self._predict([np.zeros((input_size, input_size, 3), np.uint8)], 0.5)
             names = self._model.names
         except ModuleNotFoundError as e:  # ultralytics imports a format's runtime (onnxruntime, tensorrt) on use
             raise ModelError(f"{path}: loading it needs the Python package {e.name!r}, not installed") from None
         except Exception as e:  # torch, onnx and TensorRT raise anything for a broken file
             reason = " ".join(str(e).split())[:300] or type(e).__name__
             raise ModelError(f"{path}: cannot load the model ({type(e).__name__}: {reason})") from None
+        if warm_up[0].boxes is None:
+            raise ModelError(f"{path}: not a detection model (its task is {self._model.task!r})")
         self.labels = _label_tokens([names[i] for i in range(len(names))], path)
 
     def detect(self, images: Sequence[np.ndarray], min_score: float) -> list[list[Found]]:
