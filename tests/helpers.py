@@ -30,6 +30,12 @@ def settings_for(nats: NatsServer, s3: SeaweedS3, state_dir: Path, **overrides) 
 
 
 
+def run_cli(settings: Settings, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
+    """`spectare ARGS...` as a user runs it, against the test servers."""
+    return subprocess.run([sys.executable, "-m", "spectare", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **cli_env(settings), **env})
+
+
 class ServiceProcess:
     """A Spectare service (`python -m spectare.<module>`) as a real subprocess against `settings`."""
 

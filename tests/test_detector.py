@@ -2,6 +2,9 @@
 snapshots, per-camera settings, bad input, the motion gate with two replicas, and a broken model."""
 
 import asyncio
+import json
+import os
+import sys
 import time
 from collections import Counter
 from fractions import Fraction
@@ -15,10 +18,11 @@ from nats.js.errors import NotFoundError
 
 from spectare.core.registry import CameraRegistry
 from spectare.core.store import s3_client
+from spectare.detector.motion import MotionStore
 from spectare.detector.service import CONSUMER
 from spectare.schemas import CameraConfig, Detection, Keyframe
 
-from .helpers import ServiceProcess, eventually
+from .helpers import ServiceProcess, cli_env, eventually
 
 IMAGES = Path("assets/images")
 
@@ -219,3 +223,35 @@ async def test_a_missing_model_stops_the_detector_with_a_clear_error(settings, t
     assert detector.proc.returncode == 1
     assert str(missing) in detector.log
     assert "Traceback" not in detector.log
+
+
+async def test_rtsp_camera_with_people_to_person_alerts_end_to_end(js, settings, feed, rtsp_camera, tmp_path,
+                                                                   detectors):
+    """Real footage of a street with people, over RTSP, through ingest and the detector, to a subscriber of
+    person detections (the CLI's `detections tail`, as a user runs it) and a snapshot in S3."""
+    registry = await CameraRegistry.open(js, settings)
+    await registry.put(CameraConfig(name="market", url=rtsp_camera.url("cam1")))
+    tail = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "spectare", "detections", "tail", "--camera", "market", "--label", "person",
+        "--json", "-n", "1", "--for", "120s", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **cli_env(settings)})
+    ingest = ServiceProcess("ingest", settings, tmp_path / "ingest.log").start()
+    try:
+        detectors()
+        await eventually(lambda: any(d.label == "person" for d in feed.of("market")), 90,
+                         what="a person detection from the RTSP camera")
+        stdout, stderr = await asyncio.wait_for(tail.communicate(), 60)
+    finally:
+        ingest.stop()
+        if tail.returncode is None:
+            tail.kill()
+    assert tail.returncode == 0, stderr.decode()
+    alert = json.loads(stdout.decode().strip().splitlines()[0])
+    assert (alert["camera"], alert["label"]) == ("market", "person") and alert["score"] >= 0.5
+    person = next(d for d in feed.of("market") if d.label == "person")
+    assert time.time() - 120 < person.time <= time.time()
+    jpeg = s3_client(settings.s3).get_object(settings.s3.bucket, person.snapshot_key).read()
+    snapshot = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert snapshot is not None and snapshot.shape[:2] == (360, 640)
+    motion, _ = await MotionStore(await js.key_value(settings.names.motion_bucket)).load("market")
+    assert motion is not None and motion.camera == "market", "the gate's picture is shared in KV"

@@ -1,21 +1,12 @@
 """`spectare footage` against real servers when there is nothing to show or S3 is away; durations."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from spectare.core.errors import SpectareError
 from spectare.core.store import ensure_bucket
 from spectare.core.timeparse import parse_duration
 
-from .helpers import cli_env
-
-
-def spectare(settings, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "spectare", *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **cli_env(settings), **env})
+from .helpers import run_cli as spectare
 
 
 def test_nothing_recorded_yet(settings, js):

@@ -2,9 +2,6 @@
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -12,7 +9,7 @@ from spectare.core.errors import CameraExists, CameraNotFound
 from spectare.core.registry import CameraRegistry
 from spectare.schemas import CameraConfig
 
-from .helpers import cli_env
+from .helpers import run_cli as spectare
 
 SECRET = "s3cr3t-Pa55"
 
@@ -57,13 +54,6 @@ async def test_watch_sees_existing_then_changes(js, settings):
     removed = await asyncio.wait_for(anext(changes), 5)
     assert (removed.name, removed.config) == ("first", None)
     await changes.aclose()
-
-
-def spectare(settings, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "spectare", *args], capture_output=True, text=True, timeout=60,
-        env={**os.environ, **cli_env(settings)},
-    )
 
 
 def test_cli_round_trip_never_shows_the_password(settings):
@@ -112,3 +102,41 @@ def test_cli_with_nats_unreachable_says_so_in_one_line(settings):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("spectare: error: NATS at nats://127.0.0.1:9 is unreachable")
+
+
+def test_cli_detection_settings_add_and_set(settings):
+    url = f"rtsp://u:{SECRET}@127.0.0.1:9/x"
+    added = spectare(settings, "camera", "add", "drive", url, "--labels", "Person, car", "--min-score", "0.6",
+                     "--no-motion-gate")
+    assert added.returncode == 0, added.stderr
+    shown = json.loads(spectare(settings, "camera", "show", "drive", "--json").stdout)
+    assert (shown["labels"], shown["min_score"], shown["motion_gate"], shown["detect"]) == (
+        ["person", "car"], 0.6, False, True)
+
+    changed = spectare(settings, "camera", "set", "drive", "--labels", "all", "--no-detect",
+                       "--url", f"rtsp://u:{SECRET}@127.0.0.1:9/y")
+    assert changed.returncode == 0, changed.stderr
+    assert SECRET not in changed.stdout and "detect=False" in changed.stdout and "labels=all" in changed.stdout
+    shown = json.loads(spectare(settings, "camera", "show", "drive", "--json").stdout)
+    assert (shown["labels"], shown["min_score"], shown["detect"]) == ([], 0.6, False), "unchanged ones are kept"
+    assert shown["url"] == "rtsp://u:***@127.0.0.1:9/y"
+
+    back = spectare(settings, "camera", "set", "drive", "--labels", "default")
+    assert back.returncode == 0
+    assert json.loads(spectare(settings, "camera", "show", "drive", "--json").stdout)["labels"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["camera", "set", "drive"], "nothing to change"),
+        (["camera", "set", "drive", "--labels", "per/son"], "invalid label"),
+        (["camera", "set", "drive", "--min-score", "2"], "0.01<=x<=1.0"),
+        (["camera", "set", "nosuch", "--detect"], "no camera named 'nosuch'"),
+    ],
+)
+def test_cli_set_refuses_bad_input(settings, args, message):
+    spectare(settings, "camera", "add", "drive", "rtsp://127.0.0.1:9/x")
+    result = spectare(settings, *args)
+    assert result.returncode != 0
+    assert message in result.stderr

@@ -77,7 +77,6 @@ def camera() -> None:
 @click.argument("name", callback=_validated_name)
 @click.argument("url")
 @click.option("--friendly-name", default="", help="Human name shown in listings, e.g. 'Front porch'.")
-@click.option("--detect/--no-detect", default=True, show_default=True, help="Run object detection on it.")
 @click.option("--segment-seconds", type=click.IntRange(1, 3600), default=10, show_default=True,
               help="Length of recorded MP4 chunks (cut at the next keyframe).")
 @detection_options
