@@ -8,7 +8,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Per-service extras live in pyproject.toml. The default install includes the `ultralytics` backend
-# (torch, CPU wheels from the local index) so that its tests run in CI; a deployment picks its own.
+# (torch with its CUDA wheels, ~5 GB, from the local index) so that its tests run in CI; a deployment
+# picks its own extras.
 EXTRAS ?= local,ingest,segmenter,detector,dev,ultralytics
 DEMO_FOOTAGE := assets/demo/market-street.mp4
 MODEL_FILES  := assets/models/yolov4-tiny/yolov4-tiny.weights
@@ -43,7 +44,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 bench: setup
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 lint: setup
 	$(BIN)/ruff check .
