@@ -3,9 +3,9 @@
 import argparse
 import sys
 
-from . import recording
+from . import detection, recording
 
-BENCHMARKS = {"recording": recording}
+BENCHMARKS = {"recording": recording, "detection": detection}
 
 
 def main() -> None:

@@ -8,7 +8,6 @@
   real .pt and loaded through the backend, offline.
 """
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -18,11 +17,11 @@ import cv2
 import numpy as np
 import pytest
 
+from bench.models import random_yolov8n as random_yolov8n_file
 from spectare.core.errors import ModelError
 from spectare.detector.models import Found, ObjectDetector, OpenCvYolo, UltralyticsYolo, load_detector
 from spectare.detector.settings import load_detector_settings
 from spectare.local.stack import DEMO_SOURCE
-from spectare.schemas.names import label_token
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "assets" / "models" / "yolov4-tiny"
@@ -115,6 +114,8 @@ def test_opencv_yolo_is_coco_yolov4_tiny(yolo: OpenCvYolo) -> None:
     assert (yolo.name, yolo.device, len(yolo.labels)) == ("yolov4-tiny", "cpu", 80)
     assert yolo.labels[:3] == ("person", "bicycle", "car")
     assert yolo.labels[9] == "traffic_light"  # "traffic light" as a subject token
+    # Darknet's old names become the COCO names every other model uses ("motorbike" -> "motorcycle").
+    assert (yolo.labels[3], yolo.labels[4], yolo.labels[62]) == ("motorcycle", "airplane", "tv")
     assert yolo.detect([], 0.5) == []
 
 
@@ -286,17 +287,8 @@ def test_unknown_device_is_a_model_error() -> None:
 @pytest.fixture(scope="module")
 def random_yolov8n(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """yolov8n with random weights and COCO class names, saved as a real .pt; built offline."""
-    folder = tmp_path_factory.mktemp("ultralytics")
-    os.environ.update(YOLO_OFFLINE="1", YOLO_AUTOINSTALL="False", YOLO_VERBOSE="False")
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(folder / "config"))
-    import torch
-    from ultralytics import YOLO
-
-    torch.manual_seed(0)
-    model = YOLO("yolov8n.yaml")  # the architecture file inside the package: nothing is downloaded
-    model.model.names = dict(enumerate((asset(MODEL_DIR) / "coco.names").read_text().split("\n")[:80]))
-    model.save(folder / "yolov8n-random.pt")
-    return folder / "yolov8n-random.pt"
+    names = (asset(MODEL_DIR) / "coco.names").read_text().split("\n")[:80]
+    return random_yolov8n_file(tmp_path_factory.mktemp("ultralytics"), names)
 
 
 @pytest.fixture(scope="module")
@@ -304,11 +296,11 @@ def ultralytics_yolo(random_yolov8n: Path) -> UltralyticsYolo:
     return UltralyticsYolo(random_yolov8n, input_size=320, nms_iou=0.45)
 
 
-def test_ultralytics_yolo_keeps_the_contract(ultralytics_yolo: UltralyticsYolo, pictures) -> None:
+def test_ultralytics_yolo_keeps_the_contract(ultralytics_yolo: UltralyticsYolo, yolo: OpenCvYolo, pictures) -> None:
     import torch
 
     detector = ultralytics_yolo
-    coco = tuple(label_token(line) for line in (MODEL_DIR / "coco.names").read_text().splitlines() if line)
+    coco = yolo.labels  # one label vocabulary whatever the backend
     assert detector.name == "yolov8n-random"
     assert detector.device == ("cuda:0" if torch.cuda.is_available() else "cpu")
     assert detector.labels == coco

@@ -61,9 +61,15 @@ def _clip_box(x1: float, y1: float, x2: float, y2: float) -> tuple[float, float,
     return tuple(min(max(float(v), 0.0), 1.0) for v in (x1, y1, x2, y2))  # type: ignore[return-value]
 
 
+# Darknet's coco.names predates the COCO names later models use; one vocabulary, whatever the backend, so
+# that a camera's `--labels motorcycle` and an alert on detections.*.motorcycle work with either.
+_COCO_NAMES = {"motorbike": "motorcycle", "aeroplane": "airplane", "sofa": "couch", "pottedplant": "potted_plant",
+               "diningtable": "dining_table", "tvmonitor": "tv"}
+
+
 def _label_tokens(names: Sequence[str], source: Path) -> tuple[str, ...]:
     try:
-        return tuple(label_token(name) for name in names)
+        return tuple(_COCO_NAMES.get(token, token) for token in (label_token(name) for name in names))
     except InvalidName as e:
         raise ModelError(f"{source}: class name not usable as a label: {e}") from None
 
@@ -305,7 +311,7 @@ class UltralyticsYolo:
         self.name = path.stem
         self.input_size = input_size
         self.nms_iou = nms_iou
-        _ultralytics_env(config_dir)
+        ultralytics_offline(config_dir)
         try:
             import torch
             from ultralytics import YOLO
@@ -367,7 +373,9 @@ class UltralyticsYolo:
         )
 
 
-def _ultralytics_env(config_dir: Path | None) -> None:
+def ultralytics_offline(config_dir: Path | None = None) -> None:
+    """Tell ultralytics, before its first import, never to go online or install anything, and where it may
+    keep its settings."""
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "False"
     os.environ.setdefault("YOLO_VERBOSE", "False")
