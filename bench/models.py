@@ -57,7 +57,8 @@ def random_yolov8n(folder: Path, class_names: list[str] | None = None) -> Path:
     return path
 
 
-def measure(images: list[np.ndarray], frames: int) -> list[dict]:
+def measure(images: list[np.ndarray], frames: int, batches: tuple[int, ...] = BATCHES,
+            class_names: list[str] | None = None) -> list[dict]:
     rows = []
     candidates = []
     if DEFAULT_MODEL_DIR.is_dir():
@@ -67,7 +68,7 @@ def measure(images: list[np.ndarray], frames: int) -> list[dict]:
         import torch
 
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-        model_file = random_yolov8n(Path(tempfile.mkdtemp(prefix="spectare-yolo-")))
+        model_file = random_yolov8n(Path(tempfile.mkdtemp(prefix="spectare-yolo-")), class_names)
         candidates.append(("ultralytics", "yolov8n", lambda device: UltralyticsYolo(
             model_file, input_size=INPUT_SIZE, device=device), devices))
     except ImportError:
@@ -80,7 +81,7 @@ def measure(images: list[np.ndarray], frames: int) -> list[dict]:
                 print(f"{backend} on {device}: {exc}")
                 continue
             row = {"backend": backend, "model": model, "device": detector.device, "input": INPUT_SIZE}
-            for batch in BATCHES:
+            for batch in batches:
                 row[f"ms_per_frame_batch{batch}"] = round(time_backend(detector, images, frames, batch), 1)
             rows.append(row)
             print_table(rows[-1:], header=len(rows) == 1)
@@ -88,11 +89,12 @@ def measure(images: list[np.ndarray], frames: int) -> list[dict]:
 
 
 def print_table(rows: list[dict], header: bool = True) -> None:
+    batches = [k for k in rows[0] if k.startswith("ms_per_frame_batch")] if rows else []
     if header:
-        print(f"{'backend':>12} {'model':>12} {'device':>10} {'batch 1':>9} {'batch 4':>9}  (ms per frame)")
+        print(f"{'backend':>12} {'model':>12} {'device':>10} "
+              + " ".join(f"{'batch ' + k.removeprefix('ms_per_frame_batch'):>9}" for k in batches) + "  (ms per frame)")
     for r in rows:
-        print(f"{r['backend']:>12} {r['model']:>12} {r['device']:>10} {r['ms_per_frame_batch1']:>9} "
-              f"{r['ms_per_frame_batch4']:>9}")
+        print(f"{r['backend']:>12} {r['model']:>12} {r['device']:>10} " + " ".join(f"{r[k]!s:>9}" for k in batches))
 
 
 def main() -> None:
@@ -100,12 +102,15 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=Path, required=True, help="folder of JPEG frames")
     parser.add_argument("--frames", type=int, default=40, help="frames timed per backend and batch size")
+    parser.add_argument("--batches", default="1,4", help="batch sizes (default 1,4)")
+    parser.add_argument("--class-names", type=Path, help="coco.names for the random YOLOv8n's classes")
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args()
     images = [cv2.imread(str(p)) for p in sorted(args.images.glob("*.jpg"))]
     if not images:
         parser.error(f"no .jpg frames in {args.images}")
-    rows = measure(images, args.frames)
+    names = args.class_names.read_text().splitlines() if args.class_names else None
+    rows = measure(images, args.frames, tuple(int(b) for b in args.batches.split(",")), names)
     if args.json:
         args.json.write_text(json.dumps({"cpus": os.cpu_count(), "rows": rows}, indent=2))
 
