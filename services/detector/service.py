@@ -109,7 +109,7 @@ class Detector:
         self.nats_outage = Outage("detection publishing on NATS")
         self.registry: CameraRegistry | None = None
         self.motion: MotionStore | None = None
-        self.in_flight: list[Msg] = []  # the batch's messages not yet settled, kept alive during outages
+        self.in_flight: dict[int, Msg] = {}  # messages not yet settled (by id: Msg is unhashable), kept alive
 
     async def run(self) -> None:
         js = self.ctx.js
@@ -124,30 +124,51 @@ class Detector:
         log.info("detector up: model %s on %s, batches of up to %d keyframes", self.model.name, self.model.device,
                  self.det.batch_size)
         watcher = asyncio.create_task(self._follow_registry(), name="detector-registry")
+        # Batches overlap (one decodes and draws while another is in the model), up to concurrent_batches.
+        slots = asyncio.Semaphore(self.det.concurrent_batches)
+        batches: set[asyncio.Task] = set()
         last_stats, reported_stats = time.monotonic(), ""
         try:
             while not self.ctx.stop.is_set():
-                try:
-                    msgs = await sub.fetch(self.det.batch_size, timeout=FETCH_TIMEOUT_S)
-                except TimeoutError:
-                    msgs = []
-                except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-                        nats.errors.ConnectionDrainingError) as exc:
-                    self.log_once.warning("fetch", "cannot fetch keyframes (%s); retrying", type(exc).__name__)
-                    await asyncio.sleep(1.0)
-                    msgs = []
+                await slots.acquire()
+                msgs = await self._fetch(sub)
                 if msgs:
-                    await self.handle(msgs)
+                    batch = asyncio.create_task(self._batch(msgs, slots))
+                    batches.add(batch)
+                    batch.add_done_callback(batches.discard)
+                else:
+                    slots.release()
                 if time.monotonic() - last_stats >= STATS_EVERY_S:
                     last_stats, summary = time.monotonic(), self.stats.summary()
                     if summary != reported_stats:
                         log.info("detector totals: %s", summary)
                         reported_stats = summary
         finally:
+            if batches:
+                await asyncio.wait(batches, timeout=self.det.ack_wait_s)
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             log.info("detector stopped: %s", self.stats.summary())
+
+    async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
+        try:
+            return await sub.fetch(self.det.batch_size, timeout=FETCH_TIMEOUT_S)
+        except TimeoutError:
+            return []
+        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+                nats.errors.ConnectionDrainingError) as exc:
+            self.log_once.warning("fetch", "cannot fetch keyframes (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(1.0)
+            return []
+
+    async def _batch(self, msgs: list[Msg], slots: asyncio.Semaphore) -> None:
+        try:
+            await self.handle(msgs)
+        except Exception:  # a bug: the batch's keyframes are redelivered after ack_wait, the service goes on
+            log.exception("batch of %d keyframes failed; they will be redelivered", len(msgs))
+        finally:
+            slots.release()
 
     async def _follow_registry(self) -> None:
         assert self.registry is not None
@@ -168,7 +189,7 @@ class Detector:
 
     async def handle(self, msgs: list[Msg]) -> None:
         self.stats.batches += 1
-        self.in_flight = list(msgs)
+        self.in_flight.update((id(msg), msg) for msg in msgs)
         jobs: list[Job] = []
         for msg in msgs:
             self.stats.keyframes += 1
@@ -298,13 +319,12 @@ class Detector:
         await retry_until_done(publish, self.nats_outage, msg_id.split(":", 1)[0], self._backoff(), failed)
 
     def _keep_alive(self) -> None:
-        """Tell JetStream the batch is still being worked on, so it is not handed to another replica."""
-        for msg in self.in_flight:
+        """Tell JetStream the keyframes are still being worked on, so they are not handed to another replica."""
+        for msg in list(self.in_flight.values()):
             asyncio.ensure_future(_quietly(msg.in_progress()))
 
     async def _settle(self, msg: Msg, terminate: bool = False) -> None:
-        with contextlib.suppress(ValueError):
-            self.in_flight.remove(msg)
+        self.in_flight.pop(id(msg), None)
         try:
             if terminate:
                 await msg.term()

@@ -52,6 +52,9 @@ class DetectorSettings(SectionSettings):
     batch_size: Annotated[int, Field(ge=1, le=64)] = Field(
         default=8, description="keyframes of several cameras run through the model together, at most this many"
     )
+    concurrent_batches: Annotated[int, Field(ge=1, le=16)] = Field(
+        default=2, description="batches worked on at once (one decodes and draws while another is in the model)"
+    )
     motion_threshold: Annotated[float, Field(ge=0, le=1)] = Field(
         default=0.002,
         description="default share of the downscaled picture that must change for a keyframe to be detected on",
