@@ -85,6 +85,12 @@ def _unpack(data: bytes) -> dict:
     return raw
 
 
+def unpack_message(data: bytes) -> dict:
+    """The raw map of an encoded message (envelope included) for consumers that dispatch on its `kind` and then
+    validate with `<Type>.from_map`; SchemaError for bytes that are not a msgpack map."""
+    return _unpack(data)
+
+
 def decode_one_of(data: bytes, *types: type[M]) -> M:
     """Decode a message that may be any of `types` (e.g. a Segment or a Gap on footage.<cam>)."""
     raw = _unpack(data)

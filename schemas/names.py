@@ -81,6 +81,17 @@ class Names:
     def detections(self, camera: str, label: str = "*") -> str:
         return self._subject("detections", _cam_or_wildcard(camera), "*" if label == "*" else label_token(label))
 
+    def index(self, endpoint: str) -> str:
+        """Subject of one endpoint of the indexer's query service (`index.search`, `index.sql`, ...)."""
+        if not _TOKEN.fullmatch(endpoint):
+            raise InvalidName(f"invalid query endpoint {endpoint!r}: use {TOKEN_RULE}")
+        return self._subject("index", endpoint)
+
+    @property
+    def index_service(self) -> str:
+        """Name of the indexer's NATS micro service (`$SRV.PING.<name>` finds running indexers)."""
+        return self._lower("spectare_index")
+
     def parse(self, subject: str) -> ParsedSubject:
         """Parse a concrete subject of this deployment; raise InvalidName for anything else."""
         tokens = subject.split(".")

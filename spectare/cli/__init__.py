@@ -16,6 +16,7 @@ from spectare.core.redact import redact
 from .camera import camera
 from .detections import detections
 from .footage import footage
+from .search import search, sql
 from .stack import down, status, testcam, up
 
 
@@ -35,6 +36,8 @@ def cli(config_file: Path | None, state_dir: Path | None, verbose: bool) -> None
     Add a camera:                       spectare camera add porch rtsp://user:pass@192.0.2.7/stream1
     List cameras:                       spectare camera list
     Watch people and vehicles:          spectare detections tail --label person
+    Find people seen yesterday:         spectare search --label person --start "yesterday 00:00" --end today
+    What was recorded at a moment:      spectare footage at porch "today 08:30"
 
     Commands find a `spectare up` running in the same directory by themselves. To use an external
     NATS and S3 instead, set them in spectare.toml or the environment (SPECTARE_NATS__URL,
@@ -55,6 +58,8 @@ cli.add_command(testcam)
 cli.add_command(camera)
 cli.add_command(footage)
 cli.add_command(detections)
+cli.add_command(search)
+cli.add_command(sql)
 
 
 def main() -> None:

@@ -25,6 +25,18 @@ def with_bus(work: Callable[[Any, Settings], Awaitable[T]], name: str = "cli") -
     return asyncio.run(run())
 
 
+def with_index(ask: Callable[[Any], Awaitable[T]], timeout_s: float = 60.0) -> T:
+    """Run `ask(index_client)` against the indexer's query service (see `spectare.indexer.client`)."""
+    from spectare.indexer.client import IndexClient  # the indexer package is only needed by these commands
+
+    async def run() -> T:
+        settings = load_settings()
+        async with connected(settings, "cli-index") as nc:
+            return await ask(IndexClient(nc, settings, timeout_s=timeout_s))
+
+    return asyncio.run(run())
+
+
 def print_json(value: Any) -> None:
     json.dump(value, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")

@@ -7,10 +7,10 @@ import click
 from spectare.core.config import load_settings
 from spectare.core.footage import read_footage
 from spectare.core.store import s3_client, s3_errors
-from spectare.core.timeparse import iso, since
+from spectare.core.timeparse import iso, parse_time, since
 from spectare.schemas import Segment, camera_name
 
-from .common import print_json, print_table, with_bus
+from .common import print_json, print_table, with_bus, with_index
 
 
 @click.group()
@@ -73,3 +73,35 @@ def get(key: str, output: Path) -> None:
     with s3_errors(settings.s3, f"downloading {key!r}"):
         client.fget_object(settings.s3.bucket, key, str(output))
     click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB)")
+
+
+@footage.command("at")
+@click.argument("camera")
+@click.argument("moment", metavar="TIME")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, with a presigned download URL.")
+def at(camera: str, moment: str, as_json: bool) -> None:
+    """What CAMERA recorded at TIME: the chunk holding it (and how far into it), the gap it falls in, or
+    nothing. TIME: now, 10m (ago), today 08:30, yesterday 14:00, 2026-11-27T14:00 (local), ...Z (UTC).
+    Needs the indexer (`spectare up` runs it)."""
+    camera = camera_name(camera)
+    when = parse_time(moment)
+    found = with_index(lambda index: index.footage_at(camera, when))
+    if as_json:
+        view = found.model_dump(mode="json")
+        view["time_iso"] = iso(found.time)
+        print_json(view)
+        return
+    if found.chunk is not None:
+        chunk = found.chunk
+        click.echo(f"{camera} at {iso(found.time)}: chunk {chunk.key} ({iso(chunk.start)} .. {iso(chunk.end)}), "
+                   f"{found.offset:.2f} s in")
+        click.echo(f"  spectare footage get {chunk.key} -o clip.mp4")
+        click.echo(f"  {chunk.url}")
+    elif found.gap is not None:
+        gap = found.gap
+        end = iso(gap.end) if gap.end is not None else "(still away)"
+        click.echo(f"{camera} at {iso(found.time)}: no footage, gap {iso(gap.start)} .. {end}: {gap.reason}")
+    else:
+        before = f"footage before ends at {iso(found.previous_end)}" if found.previous_end else "no footage before"
+        after = f"resumes at {iso(found.next_start)}" if found.next_start else "none after"
+        click.echo(f"{camera} at {iso(found.time)}: nothing recorded ({before}; {after})")

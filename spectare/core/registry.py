@@ -23,11 +23,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CameraChange:
-    """One registry change seen by a watcher: `config` is None when the camera was removed."""
+    """One registry change seen by a watcher: `config` is None when the camera was removed; `at` is when the
+    change was stored (Unix seconds), when the server says."""
 
     name: str
     config: CameraConfig | None
     revision: int
+    at: float | None = None
 
 
 class CameraRegistry:
@@ -100,11 +102,12 @@ class CameraRegistry:
             async for entry in watcher:
                 if entry is None:  # end of the initial values
                     continue
+                at = entry.created.timestamp() if entry.created is not None else None
                 if entry.operation in ("DEL", "PURGE") or not entry.value:
-                    yield CameraChange(entry.key, None, entry.revision)
+                    yield CameraChange(entry.key, None, entry.revision, at)
                     continue
                 try:
-                    yield CameraChange(entry.key, CameraConfig.decode(entry.value), entry.revision)
+                    yield CameraChange(entry.key, CameraConfig.decode(entry.value), entry.revision, at)
                 except SchemaError as exc:
                     log.warning("camera registry entry %r is unreadable, ignored: %s", entry.key, exc)
         finally:

@@ -38,7 +38,7 @@ from spectare.schemas import CameraConfig
 log = logging.getLogger(__name__)
 
 # Services `spectare up` runs, each as `python -m spectare.<name>`, in start order.
-SERVICES: tuple[str, ...] = ("ingest", "segmenter", "detector")
+SERVICES: tuple[str, ...] = ("ingest", "segmenter", "detector", "indexer")
 
 DEMO_CAMERA = "demo"
 DEMO_SOURCE = Path(__file__).resolve().parents[2] / "assets" / "demo" / "market-street.mp4"

@@ -1,0 +1,78 @@
+"""The indexer's own settings: `[indexer]` in the config file, `SPECTARE_INDEXER__<FIELD>` in the environment
+(see `spectare.core.config.SectionSettings`); NATS, S3, the state directory and the prefix come from the
+shared `Settings`."""
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from spectare.core.config import SectionSettings, Settings
+
+
+class IndexerSettings(SectionSettings):
+    model_config = SettingsConfigDict(env_prefix="SPECTARE_INDEXER__", extra="ignore")
+
+    @classmethod
+    def section(cls) -> str:
+        return "indexer"
+
+    database: Path | None = Field(
+        default=None, description="the DuckDB file; default <state_dir>/index/spectare.duckdb. Delete it (indexer "
+        "stopped) to rebuild the index from the streams"
+    )
+    consumer_prefix: str = Field(
+        default="indexer", pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        description="durable consumers are <prefix>_footage and <prefix>_detections; a second indexer with its own "
+        "database needs its own prefix",
+    )
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=5_000, description="messages committed in one transaction at most"
+    )
+    flush_interval_s: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=0.5, description="a batch is committed at the latest this long after its first message"
+    )
+    ack_wait_s: Annotated[float, Field(ge=10, le=3600)] = Field(
+        default=120.0, description="JetStream redelivers messages not acked (= not committed) for this long"
+    )
+    merge_gap_s: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        default=30.0, description="detections of one label on one camera closer than this form one incident"
+    )
+    max_incidents: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=1_000, description="most incidents one search returns (the latest ones)"
+    )
+    max_chunks: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=2_000, description="most chunks one `chunks` request returns (ask again from the last one's end)"
+    )
+    max_rows: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=10_000, description="row cap of `spectare sql` answers"
+    )
+    query_timeout_s: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=10.0, description="a query running longer is interrupted and answered with a timeout error"
+    )
+    max_concurrent_queries: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=4, description="queries run at once; more wait their turn"
+    )
+    presign_expiry_s: Annotated[int, Field(ge=60, le=7 * 86_400)] = Field(
+        default=3_600, description="lifetime of the presigned GET URLs in answers (S3 allows at most 7 days)"
+    )
+    presign_endpoint: str | None = Field(
+        default=None, description="S3 host:port as users reach it, when that differs from s3.endpoint (e.g. a "
+        "public name in front of MinIO); URLs are signed for this host"
+    )
+    memory_limit: str | None = Field(
+        default=None, pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="DuckDB memory limit, e.g. '2GB'; default DuckDB's own (80% of RAM)",
+    )
+
+    def database_path(self, settings: Settings) -> Path:
+        return self.database or settings.state_dir / "index" / "spectare.duckdb"
+
+    def consumer(self, stream_kind: str) -> str:
+        return f"{self.consumer_prefix}_{stream_kind}"
+
+
+def load_indexer_settings(**overrides: object) -> IndexerSettings:
+    """IndexerSettings, with validation problems turned into one readable ConfigError."""
+    return IndexerSettings.load(**overrides)  # type: ignore[return-value]
