@@ -156,6 +156,8 @@ async def _service(count: int, seconds: float, keyframes: list[tuple[bytes, int,
         await asyncio.sleep(3)  # detections of the last keyframes arrive
         await sub.unsubscribe()
         await nc.close()
+        if not detector.alive():
+            print(f"the detector died: {detector.log_tail()}")
     finally:
         if detector is not None:
             detector.stop()

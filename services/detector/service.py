@@ -109,6 +109,7 @@ class Detector:
         self.nats_outage = Outage("detection publishing on NATS")
         self.registry: CameraRegistry | None = None
         self.motion: MotionStore | None = None
+        self.model_lock = asyncio.Lock()
         self.in_flight: dict[int, Msg] = {}  # messages not yet settled (by id: Msg is unhashable), kept alive
 
     async def run(self) -> None:
@@ -217,10 +218,11 @@ class Detector:
         jobs = await self._gate([j for j in jobs if j.image is not None])
         if not jobs:
             return
-        began = time.perf_counter()
         min_score = min(job.policy.min_score for job in jobs)
-        results = await asyncio.to_thread(self.model.detect, [job.image for job in jobs], min_score)
-        self.stats.model_seconds += time.perf_counter() - began
+        async with self.model_lock:  # models are not thread-safe: one batch at a time in the model
+            began = time.perf_counter()
+            results = await asyncio.to_thread(self.model.detect, [job.image for job in jobs], min_score)
+            self.stats.model_seconds += time.perf_counter() - began
         self.stats.inferred += len(jobs)
         for job, found in zip(jobs, results, strict=True):
             job.found = reported(found, job.policy)
