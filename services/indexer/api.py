@@ -75,7 +75,8 @@ class QueryService:
         for name, (request_type, run) in handlers.items():
             await self.service.add_endpoint(name=name, subject=self.names.index(name),
                                             handler=self._handler(request_type, run))
-        log.info("query service up on %s", self.names.index("*"))
+        log.info("query service %s up on %s", self.names.index_service,
+                 ", ".join(self.names.index(name) for name in handlers))
 
     async def stop(self) -> None:
         if self.service is not None:

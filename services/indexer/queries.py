@@ -62,7 +62,7 @@ class Reader:
         sql, params = incident_sql(IncidentFilter(req.start, req.end, self.ix.merge_gap_s, limit, req.camera,
                                                   req.label, req.min_score))
         found = cur.execute(sql, params).fetchall()
-        found.reverse()  # time order
+        found.sort(key=lambda row: (row[2], row[0], row[1]))  # the latest `limit` ones, in order of their start
         total = found[0][7] if found else 0
         chunks = self._covering(cur, [(camera, start, end) for camera, _, start, end, *_ in found])
         incidents = tuple(

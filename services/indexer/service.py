@@ -133,7 +133,10 @@ class Indexer:
         registry = await CameraRegistry.open(self.ctx.js, self.ctx.settings)
         async for change in registry.watch():
             at = change.at if change.at is not None else time.time()
-            await self.queue.put(CameraUpdate(change.name, change.config, change.revision, at))
+            config, removed = change.config, change.config is None
+            if removed:  # keep what the camera was: its name alone says little in a search
+                config = await registry.last_config(change.name)
+            await self.queue.put(CameraUpdate(change.name, config, change.revision, at, removed))
 
     # -- writing ----------------------------------------------------------------------------------------
 

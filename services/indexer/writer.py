@@ -89,11 +89,11 @@ WHERE detections.stream_seq = best.stream_seq AND detections.time BETWEEN $lo AN
 
 UPSERT_CAMERA = """
 INSERT INTO cameras VALUES ($name, $friendly_name, $url, $detect, $segment_seconds, $labels, $min_score,
-                            $created_at, $updated_at, NULL, $revision)
+                            $created_at, $updated_at, $removed_at, $revision)
 ON CONFLICT (name) DO UPDATE SET friendly_name = excluded.friendly_name, url = excluded.url,
     detect = excluded.detect, segment_seconds = excluded.segment_seconds, labels = excluded.labels,
     min_score = excluded.min_score, created_at = excluded.created_at, updated_at = excluded.updated_at,
-    removed_at = NULL, revision = excluded.revision
+    removed_at = excluded.removed_at, revision = excluded.revision
 WHERE excluded.revision > cameras.revision
 """
 
@@ -112,12 +112,14 @@ ON CONFLICT (stream) DO UPDATE SET last_seq = greatest(progress.last_seq, exclud
 
 @dataclass(frozen=True)
 class CameraUpdate:
-    """A registry change for the cameras table: `config` None = removed at `at` (Unix seconds)."""
+    """A registry change for the cameras table. A removal (`removed`, at `at` in Unix seconds) carries the
+    camera's last configuration when the registry's history still has it."""
 
     name: str
     config: CameraConfig | None
     revision: int
     at: float
+    removed: bool = False
 
 
 @dataclass
@@ -193,7 +195,7 @@ class IndexWriter:
                 "name": c.name, "friendly_name": c.friendly_name, "url": redact(c.url), "detect": c.detect,
                 "segment_seconds": c.segment_seconds, "labels": list(c.labels) if c.labels is not None else None,
                 "min_score": c.min_score, "created_at": c.created_at, "updated_at": c.updated_at,
-                "revision": update.revision,
+                "removed_at": update.at if update.removed else None, "revision": update.revision,
             })
         return _count(self.cur)
 

@@ -91,6 +91,21 @@ class CameraRegistry:
                 log.warning("camera registry entry %r is unreadable, skipped: %s", name, exc)
         return cameras
 
+    async def last_config(self, name: str) -> CameraConfig | None:
+        """The last configuration the camera had, also after its removal (from the bucket's history, which a
+        purge clears); None when there is none."""
+        try:
+            entries = await self.kv.history(name)
+        except NoKeysError:
+            return None
+        for entry in reversed(entries):
+            if entry.operation not in ("DEL", "PURGE") and entry.value:
+                try:
+                    return CameraConfig.decode(entry.value)
+                except SchemaError:
+                    return None
+        return None
+
     async def remove(self, name: str) -> None:
         await self.get(name)
         await self.kv.delete(name)
