@@ -264,3 +264,158 @@ async def test_replay_after_deleting_the_database_rebuilds_identical_tables(js, 
 async def _removed(client: IndexClient) -> bool:
     rows = (await client.sql("SELECT name FROM cameras WHERE removed_at IS NOT NULL")).rows
     return [tuple(r) for r in rows] == [("yard",)]
+
+
+async def consumers_settled(js, settings) -> bool:
+    names = settings.names
+    for stream, durable in ((names.footage_stream, "indexer_footage"), (names.detections_stream, "indexer_detections")):
+        try:
+            info = await js.consumer_info(stream, durable)
+        except NotFoundError:
+            return False
+        if info.num_pending or info.num_ack_pending:
+            return False
+    return True
+
+
+async def test_garbage_is_terminated_counted_logged_once_and_indexing_goes_on(js, settings, footage, indexers, nc):
+    indexer = indexers()
+    await wait_for_indexer(nc, settings, 30)
+    names = settings.names
+    good = Segment(camera="porch", bucket="b", key="footage/porch/x.mp4", session="s1", first_seq=0, last_seq=1,
+                   start=T0, end=T0 + 10, frames=2, bytes=1, codec="h264", width=2, height=2)
+    newer = good.encode().replace(b"\xa1v\x01", b"\xa1v\x02")
+    assert newer != good.encode()
+    await footage.publish(names.footage("porch"), b"\x93not msgpack at all")           # garbage
+    await footage.publish(names.footage("porch"), b"\x81\xa4kind\xa6future")             # unknown kind
+    await footage.publish(names.footage("porch"), newer)                                  # garbage: a v2 segment
+    await footage.publish(names.footage("porch"), b"\x93also not msgpack")               # garbage, counted only
+    await footage.publish(names.footage("yard"), good.encode())                           # inconsistent: subject
+    await footage.publish(names.detections("porch", "car"), (await _person(footage)).encode())  # label mismatch
+    await footage.publish(names.footage("porch"), good.encode(), "porch:s1:0")            # good, after all that
+    await footage.detection("porch", T0 + 1)
+    await indexed(nc, settings, chunks=1, detections=1, garbage=6)
+    await eventually(lambda: consumers_settled(js, settings), 10, what="every message settled")
+    assert indexer.alive()
+    assert indexer.stop() == 0
+    log = indexer.log
+    assert log.count("garbage message") == 1 and log.count("unknown message") == 1, log[-3000:]
+    assert log.count("inconsistent message") == 2, "logged once per stream and kind"
+    assert "garbage 3, unknown 1, inconsistent 2" in log
+
+
+async def _person(footage: Footage) -> Detection:
+    return Detection(camera="porch", time=T0, label="person", class_id=0, score=0.9, box=(0, 0, 1, 1), model="m",
+                     session="s9", seq=1)
+
+
+REFUSED_SQL = [
+    ("INSERT INTO detections SELECT * FROM detections", "refused a INSERT statement"),
+    ("DELETE FROM chunks", "refused a DELETE statement"),
+    ("DROP TABLE chunks", "refused a DROP statement"),
+    ("ATTACH 'other.duckdb'", "refused a ATTACH statement"),
+    ("COPY chunks TO 'out.csv'", "refused a COPY statement"),
+    ("PRAGMA database_size", "refused a PRAGMA statement"),
+    ("SELECT 1; DROP TABLE chunks", "one statement at a time: got 2"),
+    ("WITH gone AS (DELETE FROM chunks RETURNING *) SELECT count(*) FROM gone", "containing DELETE"),
+    ("SELECT * FROM read_csv('/etc/passwd')", "file system operations are disabled"),
+    ("SELECT getenv('SPECTARE_S3__SECRET_KEY')", "getenv does not exist"),
+    ("SELECT FROM WHERE", "cannot parse the query"),
+    ("SELECT * FROM no_such_table", "no_such_table does not exist"),
+]
+
+
+async def test_sql_refuses_writes_files_and_bad_queries_with_one_line(settings, footage, indexers, nc):
+    indexers()
+    await wait_for_indexer(nc, settings, 30)
+    await scene(footage)
+    await indexed(nc, settings, chunks=4, detections=6, gaps=1)
+    client = IndexClient(nc, settings)
+    for sql, message in REFUSED_SQL:
+        with pytest.raises(IndexQueryError, match=message) as refused:
+            await client.sql(sql)
+        assert "\n" not in str(refused.value), sql
+    assert (await client.status()).tables == {"cameras": 1, "chunks": 4, "gaps": 1, "detections": 6}
+
+
+async def test_sql_rows_are_capped_slow_queries_stopped_and_the_index_untouched(js, settings, footage, indexers, nc):
+    indexers(SPECTARE_INDEXER__MAX_ROWS="1000", SPECTARE_INDEXER__QUERY_TIMEOUT_S="1")
+    await wait_for_indexer(nc, settings, 30)
+    await scene(footage)
+    await indexed(nc, settings, chunks=4, detections=6, gaps=1)
+    client = IndexClient(nc, settings)
+    capped = await client.sql("SELECT range AS n, to_timestamp(range) AS t FROM range(100000)")
+    assert len(capped.rows) == 1000 and capped.truncated and capped.columns == ("n", "t")
+    assert capped.rows[1] == (1, "1970-01-01T00:00:01+00:00") and capped.types == ("BIGINT", "TIMESTAMP WITH TIME ZONE")
+    assert len((await client.sql("SELECT * FROM range(10)", max_rows=3)).rows) == 3
+    began = time.monotonic()
+    with pytest.raises(QueryTimeout, match="longer than 1 s and was stopped"):
+        await client.sql("SELECT count(*) FROM range(100000000000) a, range(100) b WHERE a.range * b.range = 7")
+    assert time.monotonic() - began < 5
+    described = await client.sql("DESCRIBE detections")
+    assert ("chunk_key", "VARCHAR") in {(r[0], r[1]) for r in described.rows}
+    assert (await client.sql("SELECT count(*) FROM detections")).rows == ((6,),), "nothing was written"
+    assert (await client.status()).tables["detections"] == 6
+
+
+def test_cli_search_footage_at_and_sql_as_a_user_runs_them(settings, tmp_path):
+    async def prepare():
+        nc = await connect(settings, "test-cli")
+        js = nc.jetstream()
+        ensure_bucket(settings.s3)
+        clip = make_test_clip(source_video(), tmp_path / "c.mp4", width=160, height=90, fps=5, gop_seconds=1,
+                              seconds=2).read_bytes()
+        made = await scene(Footage(js, settings, clip))
+        await indexed(nc, settings, chunks=4, detections=6, gaps=1)
+        await nc.close()
+        return made
+
+    indexers = Indexers(settings, tmp_path)
+    indexers()
+    try:
+        made = asyncio.run(prepare())
+        keys = [c.key for c in made["chunks"]]
+        result = run_cli(settings, "search", "--label", "person", "--since", "2h", "--json")
+        assert result.returncode == 0, result.stderr
+        found = json.loads(result.stdout)
+        assert [(i["detections"], [c["key"] for c in i["chunks"]]) for i in found["incidents"]] == [
+            (3, keys[:2]), (2, keys[3:])]
+        assert found["incidents"][0]["chunks"][0]["url"].startswith("http://")
+        table = run_cli(settings, "search", "--camera", "porch", "--since", "2h")
+        assert table.returncode == 0 and table.stdout.splitlines()[0].split() == [
+            "CAMERA", "LABEL", "FROM", "TO", "DETECTIONS", "BEST", "SNAPSHOT", "CHUNKS"]
+        assert len(table.stdout.splitlines()) == 4 and f"{keys[0]} +1" in table.stdout
+
+        at = run_cli(settings, "footage", "at", "porch", _local_iso(T0 + 15), "--json")
+        assert at.returncode == 0, at.stderr
+        assert (json.loads(at.stdout)["found"], json.loads(at.stdout)["chunk"]["key"]) == ("chunk", keys[1])
+        gap = run_cli(settings, "footage", "at", "porch", _local_iso(T0 + 45))
+        assert "no footage, gap" in gap.stdout and "camera unreachable" in gap.stdout
+
+        counted = run_cli(settings, "sql", "SELECT label, count(*) AS n FROM detections GROUP BY label ORDER BY label",
+                          "--json")
+        assert json.loads(counted.stdout)["rows"] == [["car", 1], ["person", 5]]
+        refused = run_cli(settings, "sql", "DELETE FROM detections")
+        assert refused.returncode == 1
+        assert refused.stderr.strip().splitlines() == [
+            "spectare: error: only reading queries run here (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW or "
+            "SUMMARIZE); refused a DELETE statement"]
+
+        bad = run_cli(settings, "search", "--start", "the day before", "--end", "now")
+        assert bad.returncode == 1 and bad.stderr.startswith("spectare: error: cannot read 'the day before' as a time")
+        unknown = run_cli(settings, "footage", "at", "nowhere", "now")
+        assert unknown.returncode == 1 and "no camera named 'nowhere' in the index" in unknown.stderr
+    finally:
+        for process in indexers.started:
+            process.stop()
+    none = run_cli(settings, "search", "--since", "1h")
+    assert none.returncode == 1
+    assert none.stderr.strip().splitlines() == [
+        f"spectare: error: no indexer is running (nothing answers on {settings.names.index('search')}): start one "
+        "with `spectare up`, or `python -m spectare.indexer` beside your NATS"]
+
+
+def _local_iso(t: float) -> str:
+    """A moment as a user types it: local wall-clock time, no zone."""
+    from datetime import datetime
+    return datetime.fromtimestamp(t).isoformat()
