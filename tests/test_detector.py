@@ -8,7 +8,6 @@ import sys
 import time
 from collections import Counter
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import cv2
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 from nats.js.errors import NotFoundError
 
+from spectare.core.config import ASSETS_DIR
 from spectare.core.registry import CameraRegistry
 from spectare.core.store import s3_client
 from spectare.detector.motion import MotionStore
@@ -24,7 +24,7 @@ from spectare.schemas import CameraConfig, Detection, Keyframe
 
 from .helpers import ServiceProcess, cli_env, eventually
 
-IMAGES = Path("assets/images")
+IMAGES = ASSETS_DIR / "images"
 
 
 def photo(name: str) -> np.ndarray:

@@ -9,10 +9,10 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from spectare.core.config import SectionSettings
+from spectare.core.config import ASSETS_DIR, SectionSettings
 from spectare.schemas.names import label_token
 
-DEFAULT_MODEL_DIR = Path("assets/models/yolov4-tiny")
+DEFAULT_MODEL_DIR = ASSETS_DIR / "models" / "yolov4-tiny"
 DEFAULT_LABELS = ("person", "bicycle", "car", "motorcycle", "bus", "truck")
 
 

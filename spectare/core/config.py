@@ -25,6 +25,8 @@ from spectare.core.errors import ConfigError
 from spectare.schemas.names import Names
 
 DEFAULT_STATE_DIR = Path(".spectare")
+# Where `make setup` puts the demo footage, model files and test photos: the source checkout's assets/.
+ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
 STACK_FILE = "stack.json"  # written by `spectare up`, read by every other command
 CONFIG_ENV = "SPECTARE_CONFIG"
 DEFAULT_CONFIG_FILE = Path("spectare.toml")

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from spectare.core.bus import connected, ensure_topology
-from spectare.core.config import STACK_FILE, Settings, read_stack_file
+from spectare.core.config import ASSETS_DIR, STACK_FILE, Settings, read_stack_file
 from spectare.core.errors import StackError
 from spectare.core.registry import CameraRegistry
 from spectare.core.store import endpoint_url, ensure_bucket
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 SERVICES: tuple[str, ...] = ("ingest", "segmenter", "detector", "indexer")
 
 DEMO_CAMERA = "demo"
-DEMO_SOURCE = Path(__file__).resolve().parents[2] / "assets" / "demo" / "market-street.mp4"
+DEMO_SOURCE = ASSETS_DIR / "demo" / "market-street.mp4"
 
 
 @dataclass(frozen=True)
