@@ -1,0 +1,73 @@
+"""Clip export from real MP4 chunks: cut to the range (start at the keyframe before it, end to the frame),
+back-to-back chunks joined without a seam, a gap kept as a jump in time, nothing in range refused."""
+
+import subprocess
+from pathlib import Path
+
+import av
+import pytest
+
+from spectare.core.errors import NotFoundError
+from spectare.indexer.clips import ChunkFile, covering, export_clip
+from spectare.local.testcam import make_test_clip
+
+from .media import source_video
+
+FPS = 15
+T0 = 1795845752.0
+
+
+@pytest.fixture(scope="module")
+def chunks(tmp_path_factory) -> list[ChunkFile]:
+    """Four 2-second MP4 chunks cut (no transcode) from 8 s of real footage, each starting with a keyframe,
+    the way the segmenter stores them; wall times from T0."""
+    folder = tmp_path_factory.mktemp("chunks")
+    clip = make_test_clip(source_video(), folder / "source.mp4", width=320, height=180, fps=FPS, gop_seconds=1,
+                          seconds=8)
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(clip), "-c", "copy", "-f", "segment",
+                    "-segment_time", "2", "-reset_timestamps", "1", str(folder / "chunk%d.mp4")], check=True)
+    return [ChunkFile(folder / f"chunk{i}.mp4", T0 + 2 * i, T0 + 2 * i + 2) for i in range(4)]
+
+
+def frames_of(path: Path) -> list[tuple[float, bool]]:
+    """(presentation time in seconds, keyframe) of every decoded frame; decoding must not fail."""
+    with av.open(str(path)) as container:
+        return [(float(f.pts * f.time_base), f.key_frame) for f in container.decode(video=0)]
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "first_frame", "frames"),
+    [
+        (0.0, 8.0, 0.0, 8 * FPS),  # everything
+        (2.5, 5.0, 2.0, 3 * FPS),  # starts at the keyframe at 2.0 s, ends before 5.0 s
+        (3.0, 3.5, 3.0, 7 + 1),  # a keyframe exactly at the start; 0.5 s -> frames at 3.000 ... 3.467
+        (-5.0, 1.0, 0.0, FPS),  # a range starting before the footage
+    ],
+)
+def test_clips_are_cut_to_the_range_and_play(chunks, tmp_path, start, end, first_frame, frames):
+    clip = export_clip(chunks, T0 + start, T0 + end, tmp_path / "clip.mp4")
+    decoded = frames_of(clip.path)
+    assert len(decoded) == clip.frames == frames
+    assert decoded[0] == (0.0, True), "a clip starts with a keyframe at time 0"
+    assert clip.start == pytest.approx(T0 + first_frame, abs=1e-3)
+    assert clip.end <= T0 + max(end, 0) + 1 / FPS + 1e-3
+    steps = [b - a for (a, _), (b, _) in zip(decoded, decoded[1:], strict=False)]
+    assert all(abs(step - 1 / FPS) < 2e-3 for step in steps), "no seam between chunks: frames stay 1/15 s apart"
+
+
+def test_a_gap_between_chunks_stays_a_jump_in_time(chunks, tmp_path):
+    with_gap = [chunks[0], ChunkFile(chunks[2].path, T0 + 10, T0 + 12)]  # camera away from 2 s to 10 s
+    clip = export_clip(with_gap, T0, T0 + 12, tmp_path / "gap.mp4")
+    times = [t for t, _ in frames_of(clip.path)]
+    assert len(times) == 4 * FPS
+    assert times[FPS * 2] == pytest.approx(10.0, abs=1e-3), "the second chunk plays at its wall time"
+    assert clip.chunks == 2
+
+
+def test_progress_is_reported_per_chunk_and_nothing_in_range_is_an_error(chunks, tmp_path):
+    seen = []
+    export_clip(chunks, T0 + 1, T0 + 5, tmp_path / "p.mp4", progress=seen.append)
+    assert seen == covering(chunks, T0 + 1, T0 + 5) == chunks[:3]
+    with pytest.raises(NotFoundError, match="no recorded footage"):
+        export_clip(chunks, T0 + 100, T0 + 110, tmp_path / "none.mp4")
+    assert not (tmp_path / "none.mp4").exists()
