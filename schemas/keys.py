@@ -40,3 +40,14 @@ def chunk_key(camera: str, start: float, session: str, first_seq: int) -> str:
 
 def snapshot_key(camera: str, time: float, session: str, seq: int) -> str:
     return _key(SNAPSHOT_PREFIX, camera, time, session, seq, "jpg")
+
+
+CLIP_PREFIX = "clips"
+
+
+def clip_key(camera: str, start: float, end: float) -> str:
+    """`clips/<cam>/<start>-<end>.mp4`: an exported clip; the same range exports to the same key."""
+    camera_name(camera)
+    _, first = utc_stamp(start)
+    _, last = utc_stamp(end)
+    return f"{CLIP_PREFIX}/{camera}/{first}-{last}.mp4"

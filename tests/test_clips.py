@@ -1,16 +1,25 @@
 """Clip export from real MP4 chunks: cut to the range (start at the keyframe before it, end to the frame),
 back-to-back chunks joined without a seam, a gap kept as a jump in time, nothing in range refused."""
 
+import asyncio
+import json
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import av
 import pytest
 
 from spectare.core.errors import NotFoundError
+from spectare.core.store import ensure_bucket, s3_client
+from spectare.core.timeparse import iso
 from spectare.indexer.clips import ChunkFile, covering, export_clip
 from spectare.local.testcam import make_test_clip
+from spectare.schemas import Segment
+from spectare.schemas.keys import chunk_key
 
+from .helpers import ServiceProcess, eventually, run_cli
 from .media import source_video
 
 FPS = 15
@@ -71,3 +80,47 @@ def test_progress_is_reported_per_chunk_and_nothing_in_range_is_an_error(chunks,
     with pytest.raises(NotFoundError, match="no recorded footage"):
         export_clip(chunks, T0 + 100, T0 + 110, tmp_path / "none.mp4")
     assert not (tmp_path / "none.mp4").exists()
+
+
+async def test_cli_clip_export_to_a_file_and_to_s3(js, settings, chunks, tmp_path):
+    """`spectare clip export` as a user runs it, against a real indexer whose chunks are real MP4s in S3."""
+    ensure_bucket(settings.s3)
+    s3 = s3_client(settings.s3)
+    start = float(int(time.time()) - 600)  # whole seconds: typed times (ms) hit keyframes exactly
+    for i, chunk in enumerate(chunks):
+        key = chunk_key("yard", start + 2 * i, "s1", i * 2 * FPS)
+        s3.fput_object(settings.s3.bucket, key, str(chunk.path), content_type="video/mp4")
+        segment = Segment(camera="yard", bucket=settings.s3.bucket, key=key, session="s1", first_seq=i * 2 * FPS,
+                          last_seq=(i + 1) * 2 * FPS - 1, start=start + 2 * i, end=start + 2 * i + 2,
+                          frames=2 * FPS, bytes=chunk.path.stat().st_size, codec="h264", width=320, height=180)
+        await js.publish(settings.names.footage("yard"), segment.encode())
+    indexer = ServiceProcess("indexer", settings, tmp_path / "indexer.log",
+                             SPECTARE_INDEXER__DATABASE=str(tmp_path / "index.duckdb")).start()
+    try:
+        async def indexed() -> bool:
+            result = await asyncio.to_thread(run_cli, settings, "sql", "SELECT count(*) FROM chunks", "--json")
+            return result.returncode == 0 and json.loads(result.stdout)["rows"] == [[4]]
+
+        await eventually(indexed, 60, what="4 chunks indexed")
+        out = tmp_path / "yard.mp4"
+        made = await asyncio.to_thread(run_cli, settings, "clip", "export", "yard", iso(start + 1.5),
+                                       iso(start + 5.0), "-o", str(out))
+        assert made.returncode == 0, made.stderr
+        assert "starts 0.50 s before START, at a keyframe" in made.stdout, made.stdout  # 1 s GOP: keyframe at 1.0
+        decoded = frames_of(out)
+        assert len(decoded) == 4 * FPS and decoded[0] == (0.0, True)  # from the keyframe at 1.0 s to 5.0 s
+
+        stored = await asyncio.to_thread(run_cli, settings, "clip", "export", "yard", iso(start + 4),
+                                         iso(start + 6), "--s3")
+        assert stored.returncode == 0, stored.stderr
+        url = stored.stdout.strip().splitlines()[-1]
+        downloaded = tmp_path / "from-url.mp4"
+        downloaded.write_bytes(urllib.request.urlopen(url, timeout=30).read())
+        assert len(frames_of(downloaded)) == 2 * FPS
+
+        nothing = await asyncio.to_thread(run_cli, settings, "clip", "export", "yard", iso(start + 100),
+                                          iso(start + 110), "-o", str(tmp_path / "none.mp4"))
+        assert nothing.returncode == 1
+        assert nothing.stderr.strip().startswith("spectare: error: camera yard has no recorded footage between")
+    finally:
+        indexer.stop()

@@ -14,6 +14,7 @@ from spectare.core.logs import setup_logging
 from spectare.core.redact import redact
 
 from .camera import camera
+from .clip import clip
 from .detections import detections
 from .footage import footage
 from .search import search, sql
@@ -58,6 +59,7 @@ cli.add_command(testcam)
 cli.add_command(camera)
 cli.add_command(footage)
 cli.add_command(detections)
+cli.add_command(clip)
 cli.add_command(search)
 cli.add_command(sql)
 
