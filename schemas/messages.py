@@ -290,6 +290,15 @@ class CameraConfig(Message):
     motion_threshold: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
         default=None, description="share of the picture that must change to pass the gate; None: detector default"
     )
+    keep_days: Annotated[float, Field(gt=0, le=36_500)] | None = Field(
+        default=None, description="days plain footage is kept; None: the indexer's default"
+    )
+    keep_event_days: Annotated[float, Field(gt=0, le=36_500)] | None = Field(
+        default=None, description="days footage around detections (and the detections) is kept; None: default"
+    )
+    max_gb: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="cap on this camera's stored footage in GB; None: the indexer's default"
+    )
     created_at: float = 0.0
     updated_at: float = 0.0
 

@@ -65,6 +65,31 @@ class IndexerSettings(SectionSettings):
         default=None, pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="DuckDB memory limit, e.g. '2GB'; default DuckDB's own (80% of RAM)",
     )
+    keep_days: Annotated[float, Field(gt=0, le=36_500)] = Field(
+        default=14.0, description="default days plain continuous footage is kept (a camera may set its own)"
+    )
+    keep_event_days: Annotated[float, Field(gt=0, le=36_500)] = Field(
+        default=30.0, description="default days footage around detections, the detections and their snapshots are "
+        "kept (at least keep_days)"
+    )
+    max_gb: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="default cap on one camera's stored footage in GB (oldest plain footage goes "
+        "first); none by default"
+    )
+    event_padding_s: Annotated[float, Field(ge=0, le=3_600)] = Field(
+        default=10.0, description="a chunk within this many seconds of a detection counts as event footage"
+    )
+    retention_interval_s: Annotated[float, Field(ge=0, le=7 * 86_400)] = Field(
+        default=3_600.0, description="seconds between retention sweeps; 0 switches the schedule off (`spectare "
+        "retention run` still works)"
+    )
+    export_interval_s: Annotated[float, Field(ge=0, le=7 * 86_400)] = Field(
+        default=3_600.0, description="seconds between Parquet exports to S3; 0 switches the schedule off"
+    )
+    export_prefix: str = Field(
+        default="parquet", pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="key prefix of the Parquet export in the bucket: <prefix>/<table>/date=.../camera=.../*.parquet"
+    )
 
     def database_path(self, settings: Settings) -> Path:
         return self.database or settings.state_dir / "index" / "spectare.duckdb"
