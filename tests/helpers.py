@@ -7,8 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from spectare.core.config import Settings, load_settings
@@ -74,6 +76,17 @@ class ServiceProcess:
                 self.proc.kill()
                 self.proc.wait(10)
         return self.proc.returncode if self.proc else None
+
+
+def scrape(port: int) -> dict[tuple[str, frozenset], float]:
+    """A process's /metrics: {(sample name, frozenset of label items): value}."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def metric(samples: dict[tuple[str, frozenset], float], name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
 
 
 async def eventually(check, timeout: float, interval: float = 0.2, what: str = "condition"):

@@ -20,9 +20,10 @@ from spectare.core.registry import CameraRegistry
 from spectare.core.store import s3_client
 from spectare.detector.motion import MotionStore
 from spectare.detector.service import CONSUMER
+from spectare.local.process import free_ports
 from spectare.schemas import CameraConfig, Detection, Keyframe
 
-from .helpers import ServiceProcess, cli_env, eventually
+from .helpers import ServiceProcess, cli_env, eventually, metric, scrape
 
 IMAGES = ASSETS_DIR / "images"
 
@@ -236,11 +237,13 @@ async def test_rtsp_camera_with_people_to_person_alerts_end_to_end(js, settings,
         "--json", "-n", "1", "--for", "120s", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **cli_env(settings)})
     ingest = ServiceProcess("ingest", settings, tmp_path / "ingest.log").start()
+    metrics_port = free_ports(1)[0]
     try:
-        detectors()
+        detectors(SPECTARE_METRICS_PORT=str(metrics_port))
         await eventually(lambda: any(d.label == "person" for d in feed.of("market")), 90,
                          what="a person detection from the RTSP camera")
         stdout, stderr = await asyncio.wait_for(tail.communicate(), 60)
+        samples = scrape(metrics_port)
     finally:
         ingest.stop()
         if tail.returncode is None:
@@ -253,5 +256,10 @@ async def test_rtsp_camera_with_people_to_person_alerts_end_to_end(js, settings,
     jpeg = s3_client(settings.s3).get_object(settings.s3.bucket, person.snapshot_key).read()
     snapshot = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert snapshot is not None and snapshot.shape[:2] == (360, 640)
+    assert metric(samples, "spectare_detector_detections_total") >= 1
+    assert metric(samples, "spectare_detector_keyframes_total") >= 1
+    assert metric(samples, "spectare_detector_latency_seconds_count") >= 1
+    assert metric(samples, "spectare_consumer_lag_messages", stream=settings.names.keyframes_stream,
+                  consumer="detector") is not None
     motion, _ = await MotionStore(await js.key_value(settings.names.motion_bucket)).load("market")
     assert motion is not None and motion.camera == "market", "the gate's picture is shared in KV"

@@ -14,11 +14,12 @@ from spectare.core.footage import read_footage
 from spectare.core.leases import LeaseTable
 from spectare.core.registry import CameraRegistry
 from spectare.core.store import ensure_bucket, s3_client
+from spectare.local.process import free_ports
 from spectare.local.servers import S3Credentials, SeaweedS3
 from spectare.local.testcam import RtspTestCamera
 from spectare.schemas import CameraConfig, Gap, PacketGroup, Segment
 
-from .helpers import ServiceProcess, eventually, settings_for
+from .helpers import ServiceProcess, eventually, metric, scrape, settings_for
 from .media import avcc_nals, file_access_units, picture_nals
 
 FPS = 15
@@ -138,11 +139,21 @@ async def everything_recorded(js, settings, camera: str, timeout: float) -> list
 
 async def test_a_minute_of_a_camera_is_recorded_completely(js, settings, rtsp_camera, camera_clip, pipeline):
     await register(js, settings, "cam1", rtsp_camera.url("cam1"))
-    ingest = pipeline.start("ingest")
-    pipeline.start("segmenter")
-    await asyncio.sleep(60)
+    ingest_port, segmenter_port = free_ports(2)
+    ingest = pipeline.start("ingest", SPECTARE_METRICS_PORT=str(ingest_port))
+    pipeline.start("segmenter", SPECTARE_METRICS_PORT=str(segmenter_port))
+    await asyncio.sleep(30)
+    packets_at_30s = metric(scrape(ingest_port), "spectare_ingest_packets_total", camera="cam1")
+    await asyncio.sleep(30)
+    packets_at_60s = metric(scrape(ingest_port), "spectare_ingest_packets_total", camera="cam1")
+    assert packets_at_30s and packets_at_60s - packets_at_30s >= 25 * FPS, "the packet counter moves with the camera"
     ingest.stop()  # the camera "stops sending": the segmenter closes the last chunk after its stall timeout
     segments = await everything_recorded(js, settings, "cam1", 20)
+    samples = scrape(segmenter_port)
+    assert metric(samples, "spectare_segmenter_chunks_total", camera="cam1") == len(segments)
+    assert metric(samples, "spectare_segmenter_chunk_latency_seconds_count") == len(segments)
+    lag = metric(samples, "spectare_consumer_lag_messages", stream=settings.names.media_stream, consumer="seg_cam1")
+    assert lag is not None
     assert sum(s.frames for s in segments) >= 55 * FPS
     assert all(9.9 <= s.duration <= 10.1 for s in segments[:-1]), [s.duration for s in segments]
     verify_chunks(settings, segments, camera_clip)

@@ -37,6 +37,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from spectare.core.backoff import Backoff
 from spectare.core.errors import CameraNotFound, SchemaError, SpectareError
 from spectare.core.logs import LogOnce
+from spectare.core.metrics import ConsumerLag, histogram, register_stats
 from spectare.core.registry import CameraRegistry
 from spectare.core.retry import Outage, retry_until_done
 from spectare.core.service import ServiceContext, run_service
@@ -54,6 +55,24 @@ from .snapshot import render
 
 log = logging.getLogger(__name__)
 
+METRICS = {
+    "keyframes": "keyframes taken from the stream",
+    "unregistered": "keyframes of cameras not in the registry (acked, not looked at)",
+    "detect_off": "keyframes of cameras with detection off (acked, not decoded)",
+    "still": "keyframes the motion gate skipped",
+    "inferred": "keyframes run through the model",
+    "detections": "detections published",
+    "duplicates": "detections JetStream already had (a re-run after a crash)",
+    "snapshots": "snapshot JPEGs stored",
+    "garbage": "undecodable messages terminated",
+    "undecodable": "keyframes that did not decode (terminated)",
+    "upload_retries": "failed snapshot uploads retried",
+    "publish_retries": "failed detection publishes retried",
+    "batches": "batches of keyframes handled",
+    "model_seconds": "seconds spent in the model",
+}
+LATENCY = histogram("detector", "latency_seconds",
+                    "from a keyframe's wall time to its detections published (or it found nothing)")
 CONSUMER = "detector"
 FETCH_TIMEOUT_S = 1.0
 STATS_EVERY_S = 60.0
@@ -125,6 +144,9 @@ class Detector:
         log.info("detector up: model %s on %s, batches of up to %d keyframes", self.model.name, self.model.device,
                  self.det.batch_size)
         watcher = asyncio.create_task(self._follow_registry(), name="detector-registry")
+        register_stats("detector", lambda: {"": vars(self.stats)}, METRICS, label=None)
+        stream = self.ctx.settings.names.keyframes_stream
+        lag = asyncio.create_task(ConsumerLag(js, lambda: [(stream, CONSUMER)]).run(self.ctx.stop))
         # Batches overlap (one decodes and draws while another is in the model), up to concurrent_batches.
         slots = asyncio.Semaphore(self.det.concurrent_batches)
         batches: set[asyncio.Task] = set()
@@ -148,6 +170,7 @@ class Detector:
             if batches:
                 await asyncio.wait(batches, timeout=self.det.ack_wait_s)
             watcher.cancel()
+            lag.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             log.info("detector stopped: %s", self.stats.summary())
@@ -287,6 +310,7 @@ class Detector:
                                   seq=kf.seq, snapshot_key=key)
             await self._publish(self.names.detections(kf.camera, found.label), detection.encode(),
                                 detection_msg_id(kf.camera, kf.session, kf.seq, index))
+        LATENCY.observe(max(0.0, time.time() - kf.wall_time))
         await self._settle(job.msg)
 
     # -- I/O with retries ---------------------------------------------------------------------------

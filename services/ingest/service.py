@@ -1,9 +1,10 @@
 """The ingest worker: claims cameras (role `ingest`) and runs a CameraIngest for each."""
 
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 
 from spectare.core.leases import Lease
+from spectare.core.metrics import register_stats
 from spectare.core.service import ServiceContext, run_service
 from spectare.core.worker import CameraWorker
 from spectare.schemas import CameraConfig
@@ -13,19 +14,28 @@ from .settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
+METRICS = {
+    "packets": "encoded packets received from cameras and published",
+    "bytes": "bytes of encoded video received from cameras",
+    "reconnects": "RTSP sessions started again after one ended",
+    "connect_errors": "failed attempts to open a camera's stream",
+    "sessions_ended": "RTSP sessions that ended (camera gone, stalled, or refused)",
+}
+
 
 async def serve(ctx: ServiceContext) -> None:
     ingest = IngestSettings.load()
-    counters: Counter = Counter()
+    counters: defaultdict[str, Counter] = defaultdict(Counter)  # per camera
+    register_stats("ingest", lambda: {camera: dict(tallies) for camera, tallies in list(counters.items())}, METRICS)
 
     async def run_camera(config: CameraConfig, lease: Lease) -> None:
-        await CameraIngest(ctx.js, ctx.settings, ingest, config, lease, counters).run()
+        await CameraIngest(ctx.js, ctx.settings, ingest, config, lease, counters[config.name]).run()
 
     # Only a new URL needs a new RTSP session: detection settings must not cut the recording.
     worker = CameraWorker(ctx.js, ctx.settings, "ingest", run_camera, ingest.max_cameras,
                           restart_on=frozenset({"url"}))
     await worker.run(ctx.stop)
-    log.info("ingest totals: %s", dict(counters))
+    log.info("ingest totals: %s", dict(sum(counters.values(), Counter())))
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from nats.js.errors import APIError, NotFoundError
 from spectare.core.errors import SchemaError, SpectareError
 from spectare.core.leases import Lease
 from spectare.core.logs import LogOnce
+from spectare.core.metrics import ConsumerLag, register_stats
 from spectare.core.service import ServiceContext
 from spectare.core.store import ensure_bucket, s3_client
 from spectare.core.worker import CameraWorker
@@ -36,6 +37,18 @@ from .sink import AckHandle, CameraStats, ChunkSink, Settle, Shared
 
 log = logging.getLogger(__name__)
 
+METRICS = {
+    "chunks": "MP4 chunks stored in S3 and announced",
+    "bytes": "bytes of MP4 chunks stored",
+    "frames": "video frames in stored chunks",
+    "gaps": "gaps announced (camera away, reconnects, stalls)",
+    "garbage": "undecodable messages skipped",
+    "upload_retries": "failed S3 uploads retried",
+    "publish_retries": "failed footage announcements retried",
+    "remux_errors": "chunks that could not be remuxed (announced as gaps)",
+    "remux_seconds": "seconds spent remuxing",
+}
+
 
 class Segmenter:
     def __init__(self, ctx: ServiceContext, seg: SegmenterSettings) -> None:
@@ -44,6 +57,8 @@ class Segmenter:
         s3 = s3_client(ctx.settings.s3, timeout_s=seg.upload_timeout_s, retries=0)
         self.shared = Shared(ctx.settings, seg, ctx.js, s3)
         self.stats: dict[str, CameraStats] = {}
+        register_stats("segmenter", lambda: {camera: vars(stats) for camera, stats in list(self.stats.items())},
+                       METRICS)
 
     def totals(self) -> CameraStats:
         total = CameraStats()
@@ -57,9 +72,15 @@ class Segmenter:
             await asyncio.to_thread(ensure_bucket, self.ctx.settings.s3, self.shared.s3)
         except SpectareError as exc:  # S3 down at start: uploads wait for it, per chunk
             log.warning("%s; chunks will wait for it", exc)
+        media = self.ctx.settings.names.media_stream
+        lag = ConsumerLag(self.ctx.js, lambda: [(media, consumer_name(camera)) for camera in list(self.stats)])
+        lag_task = asyncio.create_task(lag.run(self.ctx.stop))
         worker = CameraWorker(self.ctx.js, self.ctx.settings, role="segmenter", run_camera=self.run_camera,
                               max_cameras=self.seg.max_cameras, restart_on=frozenset({"segment_seconds"}))
-        await worker.run(self.ctx.stop)
+        try:
+            await worker.run(self.ctx.stop)
+        finally:
+            lag_task.cancel()
         t = self.totals()
         log.info("segmenter stopped: %d chunks, %d bytes, %d gaps, %d garbage messages, %d upload retries",
                  t.chunks, t.bytes, t.gaps, t.garbage, t.upload_retries)

@@ -24,6 +24,7 @@ from nats.js import JetStreamContext
 from spectare.core.backoff import Backoff
 from spectare.core.config import Settings
 from spectare.core.logs import LogOnce
+from spectare.core.metrics import histogram
 from spectare.core.retry import Outage, describe_error, retry_until_done
 from spectare.schemas import Gap, Segment
 from spectare.schemas.keys import chunk_key
@@ -34,6 +35,9 @@ from .remux import Remuxer, RemuxError
 from .settings import SegmenterSettings
 
 log = logging.getLogger(__name__)
+
+CHUNK_LATENCY = histogram("segmenter", "chunk_latency_seconds",
+                          "from the end of a chunk's last frame to its Segment event (object already in S3)")
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,7 @@ class ChunkSink:
             frames=remuxed.frames, bytes=len(remuxed.data), codec=video.codec, width=video.width, height=video.height,
         )
         await self._publish(segment.encode(), segment_msg_id(self.camera, plan.session, plan.first_seq))
+        CHUNK_LATENCY.observe(max(0.0, time.time() - plan.end))
         await self._settle(plan.ack)
         self.stats.chunks += 1
         self.stats.bytes += len(remuxed.data)

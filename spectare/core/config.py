@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     prefix: str = Field(default="", description="namespace for every subject, stream and bucket name")
     state_dir: Path = Field(default=DEFAULT_STATE_DIR, description="where `spectare up` keeps data")
     log_level: str = Field(default="INFO", pattern=r"(?i)^(debug|info|warning|error)$")
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=0, description="port of this process's Prometheus /metrics (0: none); each process needs its own"
+    )
+    metrics_host: str = Field(default="0.0.0.0", description="address /metrics listens on")
     nats: NatsSettings = NatsSettings()
     s3: S3Settings = S3Settings()
     streams: StreamSettings = StreamSettings()

@@ -23,6 +23,7 @@ from spectare.core.bus import connect, ensure_topology
 from spectare.core.config import Settings, load_settings
 from spectare.core.errors import SpectareError
 from spectare.core.logs import setup_logging
+from spectare.core.metrics import start_metrics
 from spectare.core.redact import redact
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,11 @@ def run_service(name: str, body: Callable[[ServiceContext], Awaitable[None]]) ->
         print(f"spectare-{name}: error: {redact(str(exc))}", file=sys.stderr)
         sys.exit(1)
     setup_logging(settings.log_level, name)
+    try:
+        start_metrics(name, settings.metrics_port, settings.metrics_host)
+    except OSError as exc:
+        log.error("cannot serve metrics on port %d: %s", settings.metrics_port, exc.strerror or exc)
+        sys.exit(1)
     try:
         asyncio.run(_serve(name, settings, body))
     except SpectareError as exc:

@@ -29,7 +29,7 @@ from spectare.core.config import ASSETS_DIR, STACK_FILE, Settings, read_stack_fi
 from spectare.core.errors import StackError
 from spectare.core.registry import CameraRegistry
 from spectare.core.store import endpoint_url, ensure_bucket
-from spectare.local.process import ManagedProcess, port_in_use
+from spectare.local.process import ManagedProcess, free_ports, port_in_use
 from spectare.local.servers import NatsServer, S3Credentials, SeaweedS3
 from spectare.local.supervisor import Supervised, Supervisor
 from spectare.local.testcam import RtspTestCamera
@@ -131,10 +131,13 @@ class LocalStack:
             ports["camera"] = camera.port
             demo = {"camera": DEMO_CAMERA, "url": camera.url(DEMO_CAMERA)}
             asyncio.run(self._register_demo(demo["url"]))
+        fresh = iter(free_ports(len(SERVICES)))
+        metrics = {service: previous.get(f"metrics-{service}") or next(fresh) for service in SERVICES}
+        ports.update({f"metrics-{service}": port for service, port in metrics.items()})
         (self.state_dir / "ports.json").write_text(json.dumps(ports))
 
         for service in SERVICES:
-            self._supervise_service(service, logs)
+            self._supervise_service(service, logs, metrics[service])
 
         info = {
             "pid": os.getpid(),
@@ -146,6 +149,7 @@ class LocalStack:
                        "bucket": self.settings.s3.bucket, "secure": False},
             },
             "services": list(SERVICES),
+            "metrics": {service: f"http://127.0.0.1:{port}/metrics" for service, port in metrics.items()},
             "demo": demo,
             "logs": str(logs),
         }
@@ -168,10 +172,11 @@ class LocalStack:
             describe_exit=lambda: _exit_line(server.process),
         ))
 
-    def _supervise_service(self, service: str, logs: Path) -> None:
+    def _supervise_service(self, service: str, logs: Path, metrics_port: int) -> None:
         process = ManagedProcess(
             service, [sys.executable, "-m", f"spectare.{service}"], logs / f"{service}.log",
-            env={"SPECTARE_STATE_DIR": str(self.state_dir), "SPECTARE_LOG_LEVEL": self.settings.log_level},
+            env={"SPECTARE_STATE_DIR": str(self.state_dir), "SPECTARE_LOG_LEVEL": self.settings.log_level,
+                 "SPECTARE_METRICS_PORT": str(metrics_port), "SPECTARE_METRICS_HOST": "127.0.0.1"},
         )
         self.supervisor.start(Supervised(
             name=service, start=process.start, alive=process.alive, stop=process.stop,
@@ -234,6 +239,9 @@ def describe(info: dict[str, Any], settings: Settings) -> str:
     ]
     if info["services"]:
         lines.append(f"  services   {', '.join(info['services'])}")
+    if info.get("metrics"):
+        ports = ", ".join(f"{name} :{url.rsplit(':', 1)[1].split('/')[0]}" for name, url in info["metrics"].items())
+        lines.append(f"  metrics    http://127.0.0.1:PORT/metrics  ({ports})")
     if info["demo"]:
         lines.append(f"  demo       camera {info['demo']['camera']!r} at {info['demo']['url']}")
     lines.append("Other `spectare` commands run in this directory find this stack. Stop with Ctrl-C.")
