@@ -3,9 +3,9 @@
 import argparse
 import sys
 
-from . import detection, recording
+from . import detection, indexing, recording
 
-BENCHMARKS = {"recording": recording, "detection": detection}
+BENCHMARKS = {"recording": recording, "detection": detection, "indexing": indexing}
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import pytest
 from spectare.core.errors import SpectareError
 from spectare.core.timeparse import parse_time
 from spectare.indexer.incidents import IncidentFilter, incident_sql
+from spectare.indexer.queries import snapshot_keys
 from spectare.indexer.rows import Batch, Rejected, detection_index, detection_row, footage_row
 from spectare.indexer.sqlguard import QueryRefused, check_sql, json_safe
 from spectare.indexer.tables import DDL, open_database
@@ -129,7 +130,9 @@ def _incidents(detections: list[tuple], **filters) -> list[tuple]:
                     [camera, t, label, score, i, snap[0] if snap else f"snap{i}", i])
     options = {"start": 0.0, "end": 1e6, "merge_gap_s": 30.0, "limit": 100, **filters}
     sql, params = incident_sql(IncidentFilter(**options))
-    return [tuple(row[:7]) + (row[7],) for row in con.execute(sql, params).fetchall()]
+    found = con.execute(sql, params).fetchall()
+    keys = snapshot_keys(con, [row[6] for row in found])
+    return [tuple(row[:6]) + (keys.get(row[6]), row[7]) for row in found]
 
 
 P, C = "person", "car"
@@ -349,3 +352,23 @@ def test_an_index_of_another_schema_version_is_refused(tmp_path):
     con.close()
     with pytest.raises(SpectareError, match="has schema v0, this Spectare uses v1: stop the indexer and delete"):
         open_database(tmp_path / "x.duckdb")
+
+
+@pytest.mark.parametrize("key", ["footage/cam/2026/11/27/08/20261127T083001.000Z-3-0-0.mp4",
+                                 "footage/c/20261127T083001.000Z-a%3Ab~c-1.mp4", "snapshots/a b/ü+&=?.jpg"])
+@pytest.mark.parametrize("endpoint", ["127.0.0.1:9000", "https://s3.example.net", "minio.lan:443"])
+def test_presigned_urls_are_minios_byte_for_byte(key, endpoint):
+    from datetime import UTC, datetime
+
+    from spectare.core.config import load_settings
+    from spectare.indexer.queries import Presigner
+    from spectare.indexer.settings import IndexerSettings
+
+    settings = load_settings(s3={"endpoint": "10.0.0.1:9000", "access_key": "AK/ID", "secret_key": "s3cr+t/~",
+                                 "secure": endpoint.startswith("https"), "bucket": "footage-bucket"})
+    presigner = Presigner(settings, IndexerSettings(presign_endpoint=endpoint, presign_expiry_s=900))
+    assert presigner.own_signing
+    at = datetime(2026, 11, 27, 23, 59, 59, tzinfo=UTC)
+    expected = presigner.client.presigned_get_object("footage-bucket", key, expires=presigner.expiry, request_date=at)
+    assert presigner.url(key, at=at) == expected
+    assert presigner.url(key, at=at.replace(day=28)) != expected, "signed per day"

@@ -23,8 +23,10 @@ class IncidentFilter:
 
 
 def incident_sql(f: IncidentFilter) -> tuple[str, dict[str, object]]:
-    """SQL giving the latest `limit` incidents (camera, label, start, end, detections, max_score, snapshot_key,
-    total), newest first; `total` counts every incident found."""
+    """SQL giving the latest `limit` incidents (camera, label, start, end, detections, max_score, snapshot_row,
+    total), newest first; `total` counts every incident found, `snapshot_row` is the rowid of the detection whose
+    snapshot shows the incident (`SNAPSHOTS_BY_ROWID` gives its key: decoding every matching detection's key
+    costs more than the rest of the search)."""
     where = ["time BETWEEN $start AND $end"]
     params: dict[str, object] = {"start": f.start, "end": f.end, "gap": f.merge_gap_s, "limit": f.limit}
     if f.camera is not None:
@@ -38,7 +40,8 @@ def incident_sql(f: IncidentFilter) -> tuple[str, dict[str, object]]:
         params["min_score"] = f.min_score
     sql = f"""
 WITH matching AS (
-    SELECT camera, label, time, score, snapshot_key FROM detections WHERE {' AND '.join(where)}
+    SELECT camera, label, time, score, rowid AS id, snapshot_key IS NOT NULL AS has_snapshot FROM detections
+    WHERE {' AND '.join(where)}
 ), marked AS (
     SELECT *, CASE WHEN time - lag(time) OVER (PARTITION BY camera, label ORDER BY time) < $gap THEN 0 ELSE 1 END
               AS opens
@@ -48,7 +51,7 @@ WITH matching AS (
     FROM marked
 ), incidents AS (
     SELECT camera, label, min(time) AS start, max(time) AS "end", count(*) AS detections, max(score) AS max_score,
-           arg_max(snapshot_key, score) AS snapshot_key
+           arg_max(id, score) FILTER (WHERE has_snapshot) AS snapshot_row
     FROM numbered GROUP BY camera, label, incident
 )
 SELECT *, count(*) OVER () AS total FROM incidents ORDER BY "end" DESC, camera, label LIMIT $limit
@@ -56,10 +59,29 @@ SELECT *, count(*) OVER () AS total FROM incidents ORDER BY "end" DESC, camera, 
     return sql, params
 
 
-# Chunks covering each incident (registered as `wanted`: row, camera, start, end), in time order.
-COVERING_CHUNKS = """
-SELECT w.row, c.key, c.bucket, c.start_time, c.end_time, c.bytes
-FROM wanted w JOIN chunks c ON c.camera = w.camera AND c.start_time <= w."end" AND c.end_time > w.start
-WHERE c.start_time <= $hi AND c.end_time > $lo
-ORDER BY w.row, c.start_time, c.key
+# Chunks covering each incident, in two steps. 1: which chunk rows (`wanted`: row, camera, start, end, registered
+# from Arrow). A plain join on camera degenerates when many incidents share a camera (every chunk of the camera
+# meets every incident), so both sides also meet on a time bucket: a chunk is in the bucket of its start, an
+# incident asks for every bucket from (its start - the longest chunk) to its end. 2: the rows' keys, by rowid
+# (decoding the keys of every chunk the first step reads costs more than the rest together).
+BUCKET_S = 600.0
+
+COVERING_CHUNK_ROWS = """
+WITH w AS (
+    SELECT row, camera, start, "end",
+           unnest(range(floor((start - $longest) / $bucket)::BIGINT, floor("end" / $bucket)::BIGINT + 1)) AS bucket
+    FROM wanted
+)
+SELECT w.row, c.rowid FROM w JOIN chunks c
+    ON c.camera = w.camera AND floor(c.start_time / $bucket)::BIGINT = w.bucket
+   AND c.start_time <= w."end" AND c.end_time > w.start
+WHERE c.start_time <= $hi AND c.end_time > $lo - $longest
+"""
+
+SNAPSHOTS_BY_ROWID = """
+SELECT rowid, snapshot_key FROM detections WHERE rowid IN (SELECT unnest($ids))
+"""
+
+CHUNKS_BY_ROWID = """
+SELECT rowid, key, bucket, start_time, end_time, bytes FROM chunks WHERE rowid IN (SELECT unnest($ids))
 """

@@ -11,9 +11,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
+from typing import Any
 
+import duckdb
 import nats.errors
 from nats.aio.msg import Msg
 
@@ -84,11 +87,18 @@ class Indexer:
         self.write_pool = ThreadPoolExecutor(1, thread_name_prefix="index-writer")
         self.committed: dict[str, int] = {}
         self.outage = Outage("index database writes")
+        self.writer: IndexWriter | None = None
+
+    async def write(self, job: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        """Run a writing job (retention, maintenance) on the writer's cursor, between two batches: the index has
+        one writer, and this is the way in for everything else that writes."""
+        assert self.writer is not None, "the indexer is not running"
+        return await asyncio.get_running_loop().run_in_executor(self.write_pool, self.writer.run, job)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         con = await loop.run_in_executor(self.write_pool, open_database, self.path, self.ix.memory_limit)
-        writer = IndexWriter(con)
+        writer = self.writer = IndexWriter(con)
         positions = await loop.run_in_executor(self.write_pool, writer.positions)
         self.committed = {stream: tally.last_seq for stream, tally in positions.items()}
         feeds = feeds_for(self.ctx.js, self.names, self.ix)

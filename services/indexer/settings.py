@@ -40,7 +40,8 @@ class IndexerSettings(SectionSettings):
         default=30.0, description="detections of one label on one camera closer than this form one incident"
     )
     max_incidents: Annotated[int, Field(ge=1, le=100_000)] = Field(
-        default=1_000, description="most incidents one search returns (the latest ones)"
+        default=200, description="most incidents one search returns (the latest ones); each costs its chunks' and "
+        "snapshot's presigned URLs"
     )
     max_chunks: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=2_000, description="most chunks one `chunks` request returns (ask again from the last one's end)"

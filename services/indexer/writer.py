@@ -39,6 +39,12 @@ SELECT b.* FROM (SELECT * FROM batch_chunks QUALIFY row_number() OVER (PARTITION
 ANTI JOIN (SELECT key FROM chunks WHERE start_time BETWEEN $lo AND $hi) c ON c.key = b.key
 """
 
+# The longest chunk so far: how far before a moment a chunk holding it may start (searches need it).
+LONGEST_CHUNK = """
+INSERT INTO meta SELECT 'longest_chunk_s', max(end_time - start_time)::VARCHAR FROM batch_chunks
+ON CONFLICT (key) DO UPDATE SET value = greatest(meta.value::DOUBLE, excluded.value::DOUBLE)::VARCHAR
+"""
+
 MERGE_GAPS = """
 WITH b AS (
     SELECT camera, start_time, max(end_time) AS end_time, arg_max(reason, stream_seq) AS reason,
@@ -161,6 +167,7 @@ class IndexWriter:
             try:
                 if chunks.num_rows:
                     result.chunks = _count(cur.execute(INSERT_CHUNKS, _range(chunks, "start_time", "start_time")))
+                    cur.execute(LONGEST_CHUNK)
                 if gaps.num_rows:
                     result.gaps = _count(cur.execute(MERGE_GAPS))
                 if detections.num_rows:
