@@ -70,6 +70,17 @@ class StreamFeed:
             return []
 
 
+    async def close(self) -> None:
+        """Unsubscribe (the durable consumer stays): a fetch cut short leaves messages in the subscription's
+        queue, and draining the connection would wait for them."""
+        if self.sub is not None:
+            try:
+                await self.sub.unsubscribe()
+            except Exception as exc:  # closing anyway
+                log.debug("%s: unsubscribe failed: %s", self.stream, exc)
+            self.sub = None
+
+
 def feeds_for(js: JetStreamContext, names: Names, ix: IndexerSettings) -> list[StreamFeed]:
     return [
         StreamFeed(js, "footage", names.footage_stream, names.footage("*"), ix.consumer("footage"), ix),

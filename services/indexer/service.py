@@ -119,6 +119,8 @@ class Indexer:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            for feed in feeds:
+                await feed.close()
             await api.stop()
             await loop.run_in_executor(self.write_pool, con.close)
             self.write_pool.shutdown(wait=True)
@@ -130,23 +132,45 @@ class Indexer:
         while True:
             try:
                 msgs = await feed.fetch(self.ix.batch_size)
+            except asyncio.CancelledError:
+                raise
             except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
                     nats.errors.ConnectionDrainingError) as exc:
                 self.log_once.warning(f"fetch:{feed.kind}", "cannot fetch from %s (%s); retrying", feed.stream,
                                       type(exc).__name__)
                 await asyncio.sleep(1.0)
                 continue
+            except Exception as exc:  # the consumer was deleted, the stream recreated, ...: place it again
+                self.log_once.warning(f"consumer:{feed.kind}", "fetching from %s failed (%s); recreating consumer %s",
+                                      feed.stream, describe_error(exc), feed.durable)
+                await asyncio.sleep(1.0)
+                with contextlib.suppress(Exception):
+                    await feed.open(self.committed.get(feed.stream, 0))
+                continue
             for msg in msgs:
                 await self.queue.put((feed, msg))
 
     async def _follow_registry(self) -> None:
-        registry = await CameraRegistry.open(self.ctx.js, self.ctx.settings)
-        async for change in registry.watch():
-            at = change.at if change.at is not None else time.time()
-            config, removed = change.config, change.config is None
-            if removed:  # keep what the camera was: its name alone says little in a search
-                config = await registry.last_config(change.name)
-            await self.queue.put(CameraUpdate(change.name, config, change.revision, at, removed))
+        while True:
+            try:
+                registry = await CameraRegistry.open(self.ctx.js, self.ctx.settings)
+                changes = registry.watch()
+                try:
+                    async for change in changes:
+                        at = change.at if change.at is not None else time.time()
+                        config, removed = change.config, change.config is None
+                        if removed:  # keep what the camera was: its name alone says little in a search
+                            config = await registry.last_config(change.name)
+                        await self.queue.put(CameraUpdate(change.name, config, change.revision, at, removed))
+                finally:  # stop the watcher now (a cancelled generator is closed only later, after NATS drains)
+                    with contextlib.suppress(Exception):
+                        await changes.aclose()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # watching again replays the registry; revisions make that harmless
+                self.log_once.warning("registry", "camera registry watch failed (%s); watching again",
+                                      describe_error(exc))
+                await asyncio.sleep(1.0)
 
     # -- writing ----------------------------------------------------------------------------------------
 
