@@ -109,6 +109,15 @@ def test_up_down_twice_keeps_data(workdir):
     assert ports_of(info2) == ports_of(info), "free ports of the last run are reused"
     listed = spectare(workdir, "camera", "list", "--json")
     assert [c["name"] for c in json.loads(listed.stdout)] == ["kept"]
+    # The indexer runs too, its catalogue kept in the state directory: it knows the camera.
+    deadline = time.monotonic() + 30
+    while True:
+        indexed = spectare(workdir, "sql", "SELECT name FROM cameras", "--json")
+        if indexed.returncode == 0 and json.loads(indexed.stdout)["rows"] == [["kept"]]:
+            break
+        assert time.monotonic() < deadline, f"the indexer does not answer: {indexed.stderr}"
+        time.sleep(0.5)
+    assert (workdir / ".spectare" / "index" / "spectare.duckdb").is_file()
     client, bucket = s3_of(workdir)
     assert client.get_object(bucket, "footage/kept/probe.bin").read() == b"still here"
     status = spectare(workdir, "status")
