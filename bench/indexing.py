@@ -1,19 +1,21 @@
-"""Indexing benchmark: the indexer's writer and its search, on this machine, without NATS.
+"""Indexing benchmark: the indexer's writer and its search, on this machine.
 
 1. Insert: synthetic detections (100 cameras) through `IndexWriter.commit_tables` (the Arrow path the indexer
    uses: de-duplicating anti-join, chunk links, progress, one transaction per batch) at the indexer's default
-   batch size and a larger one; and the whole per-message path (encoded Detection -> checks -> Batch ->
-   commit), which bounds what one indexer takes from NATS.
+   batch size and a larger one; the whole per-message path (encoded Detection -> checks -> Batch -> commit);
+   and end to end: detections published on a real nats-server, indexed by the indexer process.
 2. Search: N detections over 30 days and 100 cameras, in bursts (one incident = 10 detections 1 s apart),
    with every camera's 10 s chunks for the 30 days (25.9 M rows); the data is generated inside DuckDB (its load
    speed is not what is measured). Then `Reader.search` (incident SQL, covering chunks, presigned URLs) for a
    mix of questions, timed one by one: p50 / p95 per question and overall.
 """
 
+import asyncio
 import json
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,12 +23,16 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from spectare.core.config import load_settings
+from spectare.core.bus import connect, ensure_topology
+from spectare.core.config import load_settings, settings_env
+from spectare.indexer.client import IndexClient, wait_for_indexer
 from spectare.indexer.queries import Presigner, Reader
 from spectare.indexer.rows import CHUNK_SCHEMA, DETECTION_SCHEMA, GAP_SCHEMA, Batch, detection_row
 from spectare.indexer.settings import IndexerSettings
 from spectare.indexer.tables import open_database
 from spectare.indexer.writer import IndexWriter
+from spectare.local.process import ManagedProcess
+from spectare.local.servers import NatsServer
 from spectare.schemas import Detection, Names
 from spectare.schemas.queries import SearchRequest
 
@@ -45,6 +51,8 @@ def add_arguments(parser) -> None:
                        help="comma-separated detection counts to search over (default 1000000,10000000)")
     group.add_argument("--insert-rows", type=int, default=1_000_000, help="detections inserted (default 1000000)")
     group.add_argument("--searches", type=int, default=50, help="searches of each kind (default 50)")
+    group.add_argument("--nats-rows", type=int, default=100_000,
+                       help="detections sent through NATS to the indexer process (default 100000; 0: skip)")
 
 
 def run(args) -> None:
@@ -53,8 +61,10 @@ def run(args) -> None:
         result = {"benchmark": "indexing", "cpus": os.cpu_count(),
                   "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "insert": _insert(work, args.insert_rows), "search": []}
+        if args.nats_rows:
+            result["insert"]["rows"].append(asyncio.run(_through_nats(work, args.nats_rows)))
         _print_insert(result["insert"])
-        for rows in [int(r) for r in str(args.index_rows).split(",") if r.strip()]:
+        for rows in [int(r) for r in str(args.index_rows).split(",") if r.strip() and int(r) > 0]:
             print(f"indexing benchmark: search over {rows:,} detections ...", flush=True)
             result["search"].append(_search(work, rows, args.searches))
             _print_search(result["search"])
@@ -132,6 +142,49 @@ def _insert(work: Path, total: int) -> dict:
     rows.append({"path": "messages -> checks -> Batch -> writer", "batch": 5_000, "rows": count,
                  "seconds": round(seconds, 2), "rows_per_s": round(count / seconds)})
     return {"rows": rows}
+
+
+async def _through_nats(work: Path, count: int) -> dict:
+    """Detections published on a real nats-server (core publish, Msg-Ids as the detector sets them) while the
+    indexer process runs: from the first publish to every one committed and answered for."""
+    nats = NatsServer(work / "nats", work / "nats.log")
+    nats.start()
+    indexer = None
+    try:
+        settings = load_settings(prefix="bench", state_dir=work / "state", nats={"url": nats.url},
+                                 s3={"endpoint": "127.0.0.1:9", "access_key": "bench", "secret_key": "bench-secret"})
+        nc = await connect(settings, "bench")
+        await ensure_topology(nc.jetstream(), settings)
+        env = {**settings_env(settings), "SPECTARE_LOG_LEVEL": "WARNING",
+               "SPECTARE_INDEXER__DATABASE": str(work / "nats-index.duckdb")}
+        indexer = ManagedProcess("indexer", [sys.executable, "-m", "spectare.indexer"], work / "indexer.log", env=env)
+        indexer.start()
+        client = IndexClient(nc, settings)
+        await wait_for_indexer(nc, settings, 60)
+        names = settings.names
+        began = time.perf_counter()
+        for n in range(count):
+            camera, label = f"cam{(n // 10) % CAMERAS:03d}", LABELS[(n // 10) % len(LABELS)]
+            detection = Detection(camera=camera, time=T0 + n, label=label, class_id=0, score=0.9,
+                                  box=(0.1, 0.2, 0.3, 0.4), model="yolov4-tiny", session="s1", seq=n * 15,
+                                  snapshot_key=f"snapshots/{camera}/{n}.jpg")
+            await nc.publish(names.detections(camera, label), detection.encode(),
+                             headers={"Nats-Msg-Id": f"{camera}:s1:{n * 15}:0"})
+            if n % 1000 == 999:
+                await nc.flush()
+        published = time.perf_counter() - began
+        while (await client.status()).tables["detections"] < count:
+            if time.perf_counter() - began > 600:
+                raise RuntimeError(f"the indexer did not index {count} detections in 600 s")
+            await asyncio.sleep(0.1)
+        seconds = time.perf_counter() - began
+        await nc.close()
+    finally:
+        if indexer is not None:
+            indexer.stop()
+        nats.stop()
+    return {"path": "NATS -> indexer process (end to end)", "batch": IndexerSettings().batch_size, "rows": count,
+            "seconds": round(seconds, 2), "rows_per_s": round(count / seconds), "publish_s": round(published, 2)}
 
 
 # -- search -----------------------------------------------------------------------------------------------
