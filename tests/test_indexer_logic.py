@@ -372,3 +372,74 @@ def test_presigned_urls_are_minios_byte_for_byte(key, endpoint):
     expected = presigner.client.presigned_get_object("footage-bucket", key, expires=presigner.expiry, request_date=at)
     assert presigner.url(key, at=at) == expected
     assert presigner.url(key, at=at.replace(day=28)) != expected, "signed per day"
+
+
+# -- query messages and subjects --------------------------------------------------------------------------
+
+def _query_examples():
+    from spectare.schemas.queries import (
+        ChunkRef,
+        ChunksRequest,
+        ChunksResponse,
+        FootageAtRequest,
+        FootageAtResponse,
+        GapRef,
+        Incident,
+        SearchRequest,
+        SearchResponse,
+        SqlRequest,
+        SqlResponse,
+        StatusRequest,
+        StatusResponse,
+        StreamProgress,
+    )
+    chunk = ChunkRef(camera="a", key="footage/a/x.mp4", start=1.0, end=11.0, bytes=5, url="http://s3/x")
+    gap = GapRef(camera="a", start=11.0, end=None, reason="away")
+    return [
+        SearchRequest(start=0.0, end=1.0),
+        SearchRequest(camera="a", label="Traffic light", start=0.0, end=1.0, min_score=0.5, limit=3),
+        SearchResponse(incidents=(Incident(camera="a", label="person", start=1.0, end=2.0, detections=2,
+                                           max_score=0.9, snapshot_key=None, snapshot_url=None, chunks=(chunk,)),),
+                       total=1, merge_gap_s=30.0),
+        FootageAtRequest(camera="a", time=5.0),
+        FootageAtResponse(camera="a", time=5.0, found="chunk", chunk=chunk, offset=4.0),
+        FootageAtResponse(camera="a", time=15.0, found="gap", gap=gap),
+        ChunksRequest(camera="a", start=0.0, end=20.0, limit=10),
+        ChunksResponse(chunks=(chunk,), gaps=(gap,), truncated=False),
+        SqlRequest(sql="SELECT 1", max_rows=5),
+        SqlResponse(columns=("a", "b"), types=("INTEGER", "VARCHAR"), rows=((1, "x"), (None, [1, 2])),
+                    truncated=True, elapsed_s=0.001),
+        StatusRequest(),
+        StatusResponse(database="/x.duckdb", tables={"chunks": 1}, streams=(StreamProgress(
+            stream="FOOTAGE", last_seq=3, messages=3, garbage=0),), latest_chunk_end=None, latest_detection=2.0),
+    ]
+
+
+@pytest.mark.parametrize("message", _query_examples(), ids=lambda m: type(m).__name__)
+def test_query_messages_round_trip(message):
+    decoded = type(message).decode(message.encode())
+    assert decoded.model_dump(mode="json") == message.model_dump(mode="json")
+
+
+@pytest.mark.parametrize(("fields", "error"), [
+    ({"start": 2.0, "end": 1.0}, "end is before start"),
+    ({"start": math.nan, "end": 1.0}, "finite"),
+    ({"start": 0.0, "end": 1.0, "camera": "Bad Name"}, "invalid camera name"),
+    ({"start": 0.0, "end": 1.0, "min_score": 1.5}, "min_score"),
+    ({"start": 0.0, "end": 1.0, "limit": 0}, "limit"),
+])
+def test_bad_search_requests_are_one_line_schema_errors(fields, error):
+    from spectare.core.errors import SchemaError
+    from spectare.schemas.queries import SearchRequest
+    with pytest.raises(SchemaError, match=error):
+        SearchRequest.create(**fields)
+
+
+@pytest.mark.parametrize(("prefix", "subject", "service"), [
+    ("", "index.search", "spectare_index"), ("site-1", "site-1.index.search", "site-1_spectare_index"),
+])
+def test_query_subjects_follow_the_prefix(prefix, subject, service):
+    names = Names(prefix)
+    assert (names.index("search"), names.index_service) == (subject, service)
+    with pytest.raises(SpectareError):
+        names.index("*")
