@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 # Per-service extras live in pyproject.toml. The default install includes the `ultralytics` backend
 # (torch with its CUDA wheels, ~5 GB, from the local index) so that its tests run in CI; a deployment
 # picks its own extras.
-EXTRAS ?= local,ingest,segmenter,detector,indexer,dev,ultralytics
+EXTRAS ?= local,ingest,segmenter,detector,indexer,api,dev,ultralytics
 DEMO_FOOTAGE := assets/demo/market-street.mp4
 MODEL_FILES  := assets/models/yolov4-tiny/yolov4-tiny.weights
 TEST_IMAGES  := assets/images/bus.jpg

@@ -1,6 +1,7 @@
 """The one definition of every message, subject, stream and bucket Spectare uses."""
 
 from .messages import (
+    ApiToken,
     AudioTrack,
     CameraConfig,
     Detection,
@@ -18,6 +19,7 @@ from .messages import (
 from .names import Names, ParsedSubject, SubjectKind, camera_name, label_token
 
 __all__ = [
+    "ApiToken",
     "AudioTrack",
     "CameraConfig",
     "Detection",

@@ -319,3 +319,15 @@ class CameraConfig(Message):
         if scheme not in ("rtsp", "rtsps", "rtmp", "http", "https", "file"):
             raise ValueError("URL must start with rtsp://, rtsps://, rtmp://, http(s):// or file://")
         return value
+
+
+class ApiToken(Message):
+    """An API token as stored in the `tokens` KV bucket, keyed by `id`. Only a hash of the secret is kept: the
+    token itself (`spt_<id>_<secret>`) is shown once, when it is created."""
+
+    KIND: ClassVar[str] = "api_token"
+    id: str = Field(pattern=r"^[a-f0-9]{12}$", description="public part of the token, the KV key")
+    name: str = Field(default="", max_length=100, description="what the token is for, chosen by its creator")
+    scope: Literal["read", "admin"] = Field(description="read: every GET; admin: everything")
+    sha256: str = Field(pattern=r"^[a-f0-9]{64}$", description="hex SHA-256 of the whole token")
+    created_at: float

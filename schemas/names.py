@@ -137,6 +137,11 @@ class Names:
     def motion_bucket(self) -> str:
         return self._lower("motion")
 
+    @property
+    def tokens_bucket(self) -> str:
+        """API tokens (`ApiToken` by token id; only a hash of each secret)."""
+        return self._lower("tokens")
+
 
 def _cam_or_wildcard(camera: str) -> str:
     return camera if camera == "*" else camera_name(camera)

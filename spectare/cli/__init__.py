@@ -19,6 +19,7 @@ from .detections import detections
 from .footage import footage
 from .search import search, sql
 from .stack import down, status, testcam, up
+from .token import token
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -39,6 +40,7 @@ def cli(config_file: Path | None, state_dir: Path | None, verbose: bool) -> None
     Watch people and vehicles:          spectare detections tail --label person
     Find people seen yesterday:         spectare search --label person --start "yesterday 00:00" --end today
     What was recorded at a moment:      spectare footage at porch "today 08:30"
+    A token for the HTTP API:           spectare token create --scope read
 
     Commands find a `spectare up` running in the same directory by themselves. To use an external
     NATS and S3 instead, set them in spectare.toml or the environment (SPECTARE_NATS__URL,
@@ -62,6 +64,7 @@ cli.add_command(detections)
 cli.add_command(clip)
 cli.add_command(search)
 cli.add_command(sql)
+cli.add_command(token)
 
 
 def main() -> None:

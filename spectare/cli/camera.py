@@ -1,23 +1,12 @@
 """`spectare camera ...`: the camera registry."""
 
-from datetime import UTC, datetime
-
 import click
 
 from spectare.core.redact import redact
-from spectare.core.registry import CameraRegistry
+from spectare.core.registry import CameraRegistry, public_view
 from spectare.schemas import CameraConfig, camera_name, label_token
 
 from .common import print_json, print_table, with_bus
-
-
-def public_view(camera: CameraConfig) -> dict:
-    """A camera as shown to people: everything but the URL's credentials."""
-    view = camera.model_dump(mode="json")
-    view["url"] = redact(camera.url)
-    for stamp in ("created_at", "updated_at"):
-        view[stamp] = datetime.fromtimestamp(view[stamp], UTC).isoformat(timespec="seconds")
-    return view
 
 
 def _validated_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:

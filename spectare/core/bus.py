@@ -164,6 +164,13 @@ def kv_configs(settings: Settings) -> list[KeyValueConfig]:
             storage=StorageType.FILE,
             replicas=settings.streams.replicas,
         ),
+        KeyValueConfig(
+            bucket=names.tokens_bucket,
+            description="API tokens: id -> ApiToken (scope and a SHA-256 of the secret, never the secret)",
+            history=1,
+            storage=StorageType.FILE,
+            replicas=settings.streams.replicas,
+        ),
     ]
 
 

@@ -98,6 +98,14 @@ class LeaseTable:
     async def owners(self) -> dict[str, str]:
         return (await self.snapshot())[0]
 
+    async def live_workers(self) -> int:
+        """How many workers of this role announce themselves (keys only, no values read)."""
+        try:
+            keys = await self.kv.keys()
+        except NoKeysError:
+            return 0
+        return sum(key.startswith(self._member_prefix) for key in keys)
+
     async def announce(self) -> None:
         """Say this worker is alive (expires with the TTL like a lease): workers count each other to
         share cameras fairly."""

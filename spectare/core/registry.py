@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
@@ -16,9 +17,19 @@ from nats.js.kv import KeyValue
 from spectare.core.bus import ensure_topology
 from spectare.core.config import Settings
 from spectare.core.errors import CameraExists, CameraNotFound, SchemaError
+from spectare.core.redact import redact
 from spectare.schemas import CameraConfig, camera_name
 
 log = logging.getLogger(__name__)
+
+
+def public_view(camera: CameraConfig) -> dict:
+    """A camera as shown to people (CLI, HTTP API): everything but the URL's credentials, times in ISO 8601."""
+    view = camera.model_dump(mode="json")
+    view["url"] = redact(camera.url)
+    for stamp in ("created_at", "updated_at"):
+        view[stamp] = datetime.fromtimestamp(view[stamp], UTC).isoformat(timespec="seconds")
+    return view
 
 
 @dataclass(frozen=True)

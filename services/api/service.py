@@ -1,0 +1,68 @@
+"""The API process: settings, one NATS connection, uvicorn on the same event loop, drain on the way out.
+
+NATS unreachable or bad settings end it at start with one line and exit code 1 (like every service); once
+running, the NATS client reconnects forever and endpoints answer 503 while NATS is away.
+"""
+
+import asyncio
+import contextlib
+import logging
+import sys
+
+import uvicorn
+
+from spectare.core.bus import connect, ensure_topology
+from spectare.core.config import Settings, load_settings
+from spectare.core.errors import SpectareError
+from spectare.core.logs import setup_logging
+from spectare.core.redact import redact
+
+from .app import ApiState, create_app
+from .settings import ApiSettings
+
+log = logging.getLogger(__name__)
+
+
+def ingest_capacity(api: ApiSettings) -> int:
+    """Cameras per ingest worker behind the scaling signal: [api] max_cameras_per_worker, else ingest's own
+    max_cameras (read from the same config)."""
+    if api.max_cameras_per_worker is not None:
+        return api.max_cameras_per_worker
+    from spectare.ingest.settings import IngestSettings
+
+    return IngestSettings.load().max_cameras  # type: ignore[attr-defined]
+
+
+async def serve(settings: Settings, api: ApiSettings) -> None:
+    nc = await connect(settings, "api")
+    try:
+        await ensure_topology(nc.jetstream(), settings)
+        state = await ApiState.open(settings, api, nc, ingest_capacity(api))
+        config = uvicorn.Config(create_app(state), host=api.host, port=api.port, log_config=None,
+                                access_log=False, lifespan="off", timeout_graceful_shutdown=5)
+        server = uvicorn.Server(config)
+        log.info("api connected to %s; serving http://%s:%d (docs at /docs)", redact(settings.nats.url), api.host,
+                 api.port)
+        await server.serve()
+        if not server.started:
+            raise SpectareError(f"cannot serve HTTP on {api.host}:{api.port} (in use, or not an address here)")
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(nc.drain(), timeout=5)
+
+
+def main() -> None:
+    try:
+        settings = load_settings()
+        api = ApiSettings.load()
+    except SpectareError as exc:
+        print(f"spectare-api: error: {redact(str(exc))}", file=sys.stderr)
+        sys.exit(1)
+    setup_logging(settings.log_level, "api")
+    try:
+        asyncio.run(serve(settings, api))  # type: ignore[arg-type]
+    except SpectareError as exc:
+        log.error("%s", redact(str(exc)))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass

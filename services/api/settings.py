@@ -1,0 +1,59 @@
+"""The API's own settings: `[api]` in the config file, `SPECTARE_API__<FIELD>` in the environment (see
+`spectare.core.config.SectionSettings`); NATS, S3 and the prefix come from the shared `Settings`."""
+
+from typing import Annotated
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from spectare.core.config import SectionSettings
+
+
+class ApiSettings(SectionSettings):
+    model_config = SettingsConfigDict(env_prefix="SPECTARE_API__", extra="ignore")
+
+    @classmethod
+    def section(cls) -> str:
+        return "api"
+
+    host: str = Field(default="127.0.0.1", description="address to listen on (0.0.0.0: every interface)")
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(default=8080, description="HTTP port")
+    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = Field(
+        default=64 * 1024, description="larger request bodies are refused with 413"
+    )
+    stale_after_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=10.0, description="a camera counts as recording while its last packet is younger than this (and an "
+        "ingest worker holds its lease); else as orphaned"
+    )
+    rate_window_s: Annotated[float, Field(ge=1, le=60)] = Field(
+        default=5.0, description="fps and bitrate in /stats are measured over this many recent seconds of packets"
+    )
+    stats_timeout_s: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=3.0, description="longest wait for one part of /stats (S3, the indexer, a stream scan)"
+    )
+    index_timeout_s: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=30.0, description="longest wait for the indexer's answer to a search or footage request"
+    )
+    max_clip_s: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        default=3600.0, description="longest clip one request may export"
+    )
+    concurrent_clips: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=2, description="clip exports running at once per replica; more wait their turn"
+    )
+    clip_expiry_s: Annotated[int, Field(ge=60, le=7 * 86_400)] = Field(
+        default=86_400, description="lifetime of the presigned URL of an exported clip (S3 allows at most 7 days)"
+    )
+    sse_ping_s: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=15.0, description="a comment line is sent on an idle detection stream this often (keeps proxies "
+        "from closing it)"
+    )
+    sse_max_s: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        default=3600.0, description="a detection stream is closed after this long; browsers reconnect by themselves"
+    )
+    sse_buffer: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=1000, description="detections queued for one slow stream client before the oldest are dropped"
+    )
+    max_cameras_per_worker: Annotated[int, Field(ge=1, le=1000)] | None = Field(
+        default=None, description="ingest capacity behind the scaling signal; default: ingest's own max_cameras "
+        "([ingest] in the same config)"
+    )
