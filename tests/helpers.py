@@ -89,6 +89,21 @@ def metric(samples: dict[tuple[str, frozenset], float], name: str, **labels: str
     return samples.get((name, frozenset(labels.items())))
 
 
+async def api_answering(process: ServiceProcess, base_url: str, timeout: float = 30) -> None:
+    """Wait until the API subprocess answers /healthz; fail with its log if it died."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as probe:
+        async def alive() -> bool:
+            assert process.alive(), process.log[-3000:]
+            try:
+                return (await probe.get("/healthz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await eventually(alive, timeout, what="the API answering /healthz")
+
+
 async def eventually(check, timeout: float, interval: float = 0.2, what: str = "condition"):
     """Await `check()` (sync or async) until it returns a truthy value; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

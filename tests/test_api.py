@@ -27,7 +27,7 @@ from spectare.core.store import ensure_bucket
 from spectare.local.process import free_port
 from spectare.schemas import CameraConfig, Detection
 
-from .helpers import ServiceProcess, eventually, run_cli, settings_for
+from .helpers import ServiceProcess, api_answering, eventually, run_cli, settings_for
 
 PASSWORD = "s3cr3t-Pa55"  # every camera URL in this module carries it; no response may
 PER_WORKER = 2  # the API's scaling capacity in this module: 3 cameras need 2 ingest workers
@@ -91,15 +91,7 @@ async def stack(nats_server, s3_server, rtsp_camera, tmp_path_factory):
     result = Stack(settings, f"http://127.0.0.1:{port}", processes)
     result.nc, result.js = nc, js
     try:
-        async with httpx.AsyncClient(base_url=result.base_url, timeout=5) as probe:
-            async def alive():
-                assert processes["api"].alive(), processes["api"].log[-3000:]
-                try:
-                    return (await probe.get("/healthz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(alive, 30, what="the API answering /healthz")
+        await api_answering(processes["api"], result.base_url)
         # The one ingest worker (capacity 1) takes cam1; registered after that, `orphan` has nobody.
         leases = LeaseTable(await js.key_value(settings.names.leases_bucket), "ingest", "test")
         await eventually(lambda: _has(leases, "cam1"), 30, what="ingest claiming cam1")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import av
+import httpx
 import pytest
 
 from spectare.core.config import load_settings
@@ -104,9 +105,12 @@ def test_up_down_twice_keeps_data(workdir):
     wait_closed(ports_of(info))
     assert spectare(workdir, "status").returncode == 1, "status must fail with the stack down"
 
+    token = Path(info["api"]["token_file"]).read_text()
     second = Up(workdir)
     info2 = second.wait_ready()
     assert ports_of(info2) == ports_of(info), "free ports of the last run are reused"
+    assert info2["api"] == info["api"] and Path(info2["api"]["token_file"]).read_text() == token, (
+        "the API keeps its port and its admin token")
     listed = spectare(workdir, "camera", "list", "--json")
     assert [c["name"] for c in json.loads(listed.stdout)] == ["kept"]
     # The indexer runs too, its catalogue kept in the state directory: it knows the camera.
@@ -197,4 +201,16 @@ def test_demo_registers_a_real_camera(workdir):
     with av.open(str(workdir / "chunk.mp4")) as container:
         decoded = sum(1 for _ in container.decode(video=0))
     assert decoded == chunks[0]["frames"] > 0
+    # The HTTP API answers with the admin token `spectare up` left in the state dir (and printed nowhere).
+    api = info["api"]
+    assert f"API        {api['url']} (docs at /docs)" in up.text
+    token_file = Path(api["token_file"])
+    assert token_file.parent == workdir / ".spectare" and token_file.stat().st_mode & 0o777 == 0o600
+    token = token_file.read_text().strip()
+    assert token not in up.text
+    with httpx.Client(base_url=api["url"], headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
+        stats = client.get("/stats").json()
+        assert stats["cameras"]["recording"] == 1 and stats["per_camera"][0]["state"] == "recording", stats
+        assert client.get("/cameras/byname/demo").json()["url"] == url
+        assert client.get("/cameras/byname/demo/snapshot.jpg").headers["content-type"] == "image/jpeg"
     assert up.interrupt() == 0

@@ -49,6 +49,7 @@ from spectare.schemas.queries import ChunksResponse, SearchResponse
 from . import probes
 from .middleware import ApiMetrics, BodyLimit, MetricsMiddleware
 from .models import (
+    LABEL_PATTERN,
     NAME_PATTERN,
     NULLABLE,
     CameraBody,
@@ -99,10 +100,15 @@ class ApiState:
 
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "a parameter that cannot be used: an unreadable time, a range that ends "
+                                           "before it starts or is too long, a body that does not parse"},
     401: {"model": Problem, "description": "no token, or an unknown or revoked one"},
     403: {"model": Problem, "description": "the token's scope does not allow this"},
+    404: {"model": Problem, "description": "no such camera (or nothing recorded where asked)"},
+    413: {"model": Problem, "description": "the request body is over the limit (64 KB by default)"},
     422: {"model": Problem, "description": "bad input: the detail says which field and what is wrong"},
     503: {"model": Problem, "description": "NATS, S3 or the indexer does not answer"},
+    504: {"model": Problem, "description": "the indexer's query ran past its time limit"},
 }
 TAGS = [
     {"name": "cameras", "description": "the camera registry (URL passwords are stored, never returned)"},
@@ -188,13 +194,7 @@ def create_app(state: ApiState) -> FastAPI:
              responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
     async def prometheus(_token: Annotated[ApiToken, read]) -> Response:
         """Prometheus metrics: requests by route and status, latency, and the ingest scaling signal."""
-        cameras = await probes.bounded(_count_keys(state.registry.kv), state.api.stats_timeout_s, "camera count")
-        if cameras is not None:
-            _scaling_gauges(metrics, state, cameras)
-        live = await probes.bounded(LeaseTable(state.leases, "ingest", "api").live_workers(),
-                                    state.api.stats_timeout_s, "ingest workers")
-        if live is not None:
-            metrics.workers_live.set(live)
+        await refresh_scaling(state, metrics)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/stats", tags=["system"], response_model=Stats)
@@ -309,7 +309,7 @@ def create_app(state: ApiState) -> FastAPI:
     @app.get("/search", tags=["footage"], response_model=SearchResponse)
     async def search(_token: Annotated[ApiToken, read],
                      camera: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
-                     label: Annotated[str | None, Query(max_length=64)] = None,
+                     label: Annotated[str | None, Query(pattern=LABEL_PATTERN)] = None,
                      start: TimeParam = None, end: TimeParam = None,
                      min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
                      limit: Annotated[int | None, Query(ge=1, le=100_000)] = None) -> JSONResponse:
@@ -326,7 +326,7 @@ def create_app(state: ApiState) -> FastAPI:
                               "description": "`event: detection`, `data:` a Detection as JSON, one per event"}})
     async def detection_stream(request: Request, _token: Annotated[ApiToken, read],
                                camera: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
-                               label: Annotated[str | None, Query(max_length=64)] = None) -> StreamingResponse:
+                               label: Annotated[str | None, Query(pattern=LABEL_PATTERN)] = None) -> StreamingResponse:
         """Live detections as server-sent events (`new EventSource(...)` in a browser), optionally of one camera
         and one label. Comment lines keep an idle stream open; it closes after `sse_max_s` and browsers
         reconnect."""
@@ -390,6 +390,17 @@ async def _count_keys(kv: KeyValue) -> int:
         return len(await kv.keys())
     except NoKeysError:
         return 0
+
+
+async def refresh_scaling(state: ApiState, metrics: ApiMetrics) -> None:
+    """Set the scaling gauges from the registry's size and the ingest workers announcing themselves."""
+    cameras = await probes.bounded(_count_keys(state.registry.kv), state.api.stats_timeout_s, "camera count")
+    if cameras is not None:
+        _scaling_gauges(metrics, state, cameras)
+    live = await probes.bounded(LeaseTable(state.leases, "ingest", "api").live_workers(), state.api.stats_timeout_s,
+                                "ingest workers")
+    if live is not None:
+        metrics.workers_live.set(live)
 
 
 def _scaling_gauges(metrics: ApiMetrics, state: ApiState, cameras: int) -> None:

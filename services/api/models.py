@@ -16,7 +16,9 @@ from spectare.schemas.names import TOKEN_RULE
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 CameraName = Annotated[str, Field(pattern=NAME_PATTERN, description=f"camera name: {TOKEN_RULE}")]
-Label = Annotated[str, Field(min_length=1, max_length=64, description="a label, e.g. person, car, traffic_light")]
+LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_ -]{0,62}$"  # what label_token accepts, without surrounding spaces
+URL_PATTERN = r"^([Rr][Tt][Ss][Pp][Ss]?|[Rr][Tt][Mm][Pp]|[Hh][Tt][Tt][Pp][Ss]?|[Ff][Ii][Ll][Ee])://"
+Label = Annotated[str, Field(pattern=LABEL_PATTERN, description="a label, e.g. person, car, traffic_light")]
 
 # Fields a client sets; the name comes from the path (or the POST body), the times from the registry.
 EDITABLE = tuple(f for f in CameraConfig.model_fields if f not in ("name", "created_at", "updated_at"))
@@ -28,6 +30,8 @@ def _annotation(name: str) -> Any:
     if name == "labels":  # a JSON array (the message keeps a tuple)
         return list[Label] | None
     info = CameraConfig.model_fields[name]
+    if name == "url":  # the schemes CameraConfig accepts, stated in the schema too
+        return Annotated[info.annotation, *info.metadata, Field(pattern=URL_PATTERN)]
     return Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
 
 

@@ -10,17 +10,21 @@ import logging
 import sys
 
 import uvicorn
+from prometheus_client import REGISTRY
 
 from spectare.core.bus import connect, ensure_topology
 from spectare.core.config import Settings, load_settings
 from spectare.core.errors import SpectareError
 from spectare.core.logs import setup_logging
+from spectare.core.metrics import start_metrics
 from spectare.core.redact import redact
 
-from .app import ApiState, create_app
+from .app import ApiState, create_app, refresh_scaling
+from .middleware import ApiMetrics
 from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
+REFRESH_S = 15.0
 
 
 def ingest_capacity(api: ApiSettings) -> int:
@@ -38,17 +42,32 @@ async def serve(settings: Settings, api: ApiSettings) -> None:
     try:
         await ensure_topology(nc.jetstream(), settings)
         state = await ApiState.open(settings, api, nc, ingest_capacity(api))
-        config = uvicorn.Config(create_app(state), host=api.host, port=api.port, log_config=None,
-                                access_log=False, lifespan="off", timeout_graceful_shutdown=5)
+        app = create_app(state)
+        if settings.metrics_port:  # like every service: /metrics without a token on a port of its own as well
+            REGISTRY.register(app.state.metrics.registry)
+            start_metrics("api", settings.metrics_port, settings.metrics_host)
+        config = uvicorn.Config(app, host=api.host, port=api.port, log_config=None, access_log=False,
+                                lifespan="off", timeout_graceful_shutdown=5)
         server = uvicorn.Server(config)
         log.info("api connected to %s; serving http://%s:%d (docs at /docs)", redact(settings.nats.url), api.host,
                  api.port)
-        await server.serve()
+        refresher = asyncio.create_task(_refresh(state, app.state.metrics))
+        try:
+            await server.serve()
+        finally:
+            refresher.cancel()
         if not server.started:
             raise SpectareError(f"cannot serve HTTP on {api.host}:{api.port} (in use, or not an address here)")
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.drain(), timeout=5)
+
+
+async def _refresh(state: ApiState, metrics: ApiMetrics) -> None:
+    """Keep the scaling gauges current for scrapes of the metrics port (the API's own /metrics refreshes them)."""
+    while True:
+        await refresh_scaling(state, metrics)
+        await asyncio.sleep(REFRESH_S)
 
 
 def main() -> None:

@@ -5,6 +5,8 @@ Layout of the state directory (default `.spectare/`):
   s3/          SeaweedFS data and its identity file
   logs/        one log file per process
   credentials.json  S3 keys generated on the first run (mode 600)
+  api-token    an admin token for the HTTP API, made on the first run (mode 600); `spectare token revoke` it
+               and the next run makes a new one
   ports.json   the ports of the last run, reused when free so URLs stay the same
   stack.json   written while running: endpoints and credentials other commands read (mode 600)
   up.lock      held by the running `spectare up`; a stale one (killed run) is simply re-taken
@@ -29,6 +31,7 @@ from spectare.core.config import ASSETS_DIR, STACK_FILE, Settings, read_stack_fi
 from spectare.core.errors import StackError
 from spectare.core.registry import CameraRegistry
 from spectare.core.store import endpoint_url, ensure_bucket
+from spectare.core.tokens import TokenStore
 from spectare.local.process import ManagedProcess, free_ports, port_in_use
 from spectare.local.servers import NatsServer, S3Credentials, SeaweedS3
 from spectare.local.supervisor import Supervised, Supervisor
@@ -38,7 +41,8 @@ from spectare.schemas import CameraConfig
 log = logging.getLogger(__name__)
 
 # Services `spectare up` runs, each as `python -m spectare.<name>`, in start order.
-SERVICES: tuple[str, ...] = ("ingest", "segmenter", "detector", "indexer")
+SERVICES: tuple[str, ...] = ("ingest", "segmenter", "detector", "indexer", "api")
+API_TOKEN_FILE = "api-token"
 
 DEMO_CAMERA = "demo"
 DEMO_SOURCE = ASSETS_DIR / "demo" / "market-street.mp4"
@@ -131,13 +135,17 @@ class LocalStack:
             ports["camera"] = camera.port
             demo = {"camera": DEMO_CAMERA, "url": camera.url(DEMO_CAMERA)}
             asyncio.run(self._register_demo(demo["url"]))
-        fresh = iter(free_ports(len(SERVICES)))
+        fresh = iter(free_ports(len(SERVICES) + 1))
         metrics = {service: previous.get(f"metrics-{service}") or next(fresh) for service in SERVICES}
         ports.update({f"metrics-{service}": port for service, port in metrics.items()})
+        ports["api"] = previous.get("api") or next(fresh)
         (self.state_dir / "ports.json").write_text(json.dumps(ports))
+        token_file = asyncio.run(self._ensure_api_token())
 
         for service in SERVICES:
-            self._supervise_service(service, logs, metrics[service])
+            extra = {"SPECTARE_API__PORT": str(ports["api"]), "SPECTARE_API__HOST": "127.0.0.1"} if service == "api" \
+                else {}
+            self._supervise_service(service, logs, metrics[service], extra)
 
         info = {
             "pid": os.getpid(),
@@ -150,6 +158,7 @@ class LocalStack:
             },
             "services": list(SERVICES),
             "metrics": {service: f"http://127.0.0.1:{port}/metrics" for service, port in metrics.items()},
+            "api": {"url": f"http://127.0.0.1:{ports['api']}", "token_file": str(token_file)},
             "demo": demo,
             "logs": str(logs),
         }
@@ -172,11 +181,11 @@ class LocalStack:
             describe_exit=lambda: _exit_line(server.process),
         ))
 
-    def _supervise_service(self, service: str, logs: Path, metrics_port: int) -> None:
+    def _supervise_service(self, service: str, logs: Path, metrics_port: int, env: dict[str, str]) -> None:
         process = ManagedProcess(
             service, [sys.executable, "-m", f"spectare.{service}"], logs / f"{service}.log",
             env={"SPECTARE_STATE_DIR": str(self.state_dir), "SPECTARE_LOG_LEVEL": self.settings.log_level,
-                 "SPECTARE_METRICS_PORT": str(metrics_port), "SPECTARE_METRICS_HOST": "127.0.0.1"},
+                 "SPECTARE_METRICS_PORT": str(metrics_port), "SPECTARE_METRICS_HOST": "127.0.0.1", **env},
         )
         self.supervisor.start(Supervised(
             name=service, start=process.start, alive=process.alive, stop=process.stop,
@@ -193,6 +202,25 @@ class LocalStack:
     async def _ensure_topology(self) -> None:
         async with connected(self.settings, "up") as nc:
             await ensure_topology(nc.jetstream(), self.settings)
+
+    async def _ensure_api_token(self) -> Path:
+        """An admin token in `api-token` (mode 600), so `curl` works at once: made on the first run, made again
+        when the file is gone or its token was revoked. Only the file holds the token; nothing prints it."""
+        path = self.state_dir / API_TOKEN_FILE
+        async with connected(self.settings, "up") as nc:
+            tokens = await TokenStore.open(nc.jetstream(), self.settings)
+            try:
+                current = path.read_text().strip()
+            except FileNotFoundError:
+                current = ""
+            if current and await tokens.verify(current) is not None:
+                return path
+            made = await tokens.create("admin", "spectare up (local stack)")
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(made.token + "\n")
+        return path
 
     async def _register_demo(self, url: str) -> None:
         async with connected(self.settings, "up") as nc:
@@ -242,6 +270,10 @@ def describe(info: dict[str, Any], settings: Settings) -> str:
     if info.get("metrics"):
         ports = ", ".join(f"{name} :{url.rsplit(':', 1)[1].split('/')[0]}" for name, url in info["metrics"].items())
         lines.append(f"  metrics    http://127.0.0.1:PORT/metrics  ({ports})")
+    if info.get("api"):
+        api = info["api"]
+        lines.append(f"  API        {api['url']} (docs at /docs)  admin token in {api['token_file']}")
+        lines.append(f"             curl -H \"Authorization: Bearer $(cat {api['token_file']})\" {api['url']}/stats")
     if info["demo"]:
         lines.append(f"  demo       camera {info['demo']['camera']!r} at {info['demo']['url']}")
     lines.append("Other `spectare` commands run in this directory find this stack. Stop with Ctrl-C.")
