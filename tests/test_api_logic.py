@@ -1,0 +1,179 @@
+"""The API's decisions without I/O (table-driven): camera edits, time parameters, packet rates, camera states,
+the scaling signal, tokens, request models, settings."""
+
+import math
+
+import pytest
+from pydantic import ValidationError
+
+from spectare.api.models import CameraBody, CameraCreate, CameraPatch, camera_view
+from spectare.api.rules import (
+    PacketSample,
+    camera_state,
+    edited,
+    keep_password,
+    null_fields,
+    parse_msg_id,
+    parse_when,
+    rate,
+    time_range,
+    workers_needed,
+)
+from spectare.api.settings import ApiSettings
+from spectare.core.errors import ConfigError, SpectareError
+from spectare.core.tokens import allows, matches, new_token, token_hash, token_id_of
+from spectare.schemas import ApiToken, CameraConfig
+
+NOW = 1_800_000_000.0
+STORED = "rtsp://admin:secret@192.0.2.7:554/stream1"
+
+
+@pytest.mark.parametrize("incoming, stored, kept", [
+    ("rtsp://admin:***@192.0.2.7:554/stream1", STORED, STORED),  # read, then sent back: the password stays
+    ("rtsp://admin:new@192.0.2.7:554/stream1", STORED, "rtsp://admin:new@192.0.2.7:554/stream1"),
+    ("rtsp://admin:***@192.0.2.8:554/stream1", STORED, "rtsp://admin:***@192.0.2.8:554/stream1"),  # another host
+    (STORED, STORED, STORED),
+    ("rtsp://admin:***@192.0.2.7:554/stream1", None, "rtsp://admin:***@192.0.2.7:554/stream1"),
+])
+def test_keep_password_only_for_the_redacted_form_of_the_stored_url(incoming, stored, kept):
+    assert keep_password(incoming, stored) == kept
+
+
+def test_patch_merges_put_replaces_and_null_means_default():
+    current = CameraConfig(name="porch", url=STORED, detect=False, labels=("car",), min_score=0.7, keep_days=3)
+    patched = CameraConfig.create(**edited(current, "porch", {"min_score": None, "friendly_name": "Porch"}, False))
+    assert (patched.url, patched.detect, patched.labels, patched.min_score, patched.keep_days, patched.friendly_name) \
+        == (STORED, False, ("car",), None, 3, "Porch")
+    body = CameraBody(url="rtsp://admin:***@192.0.2.7:554/stream1", segment_seconds=4).model_dump()
+    replaced = CameraConfig.create(**edited(current, "porch", body, True))
+    assert (replaced.url, replaced.detect, replaced.labels, replaced.keep_days, replaced.segment_seconds) == (
+        STORED, True, None, None, 4)
+    labelled = edited(current, "porch", {"labels": ["person", "Traffic light"]}, False)
+    assert CameraConfig.create(**labelled).labels == ("person", "traffic_light")
+    assert null_fields({"url": None, "labels": None, "detect": True}, {"labels", "min_score"}) == ["url"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1764230400", 1764230400.0),
+    ("1764230400.25", 1764230400.25),
+    ("2h", NOW - 7200),
+    ("now", NOW),
+    ("2026-11-27T00:00:00Z", 1795737600.0),
+])
+def test_times_are_unix_seconds_or_what_the_cli_takes(text, expected):
+    assert parse_when(text, NOW, "start") == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("next tuesday", "start: cannot read 'next tuesday' as a time"),
+    ("", "start: cannot read '' as a time"),
+    ("nan", "start: cannot read 'nan' as a time"),
+    ("inf", "start: cannot read 'inf' as a time"),
+    ("1e400", "start: cannot read '1e400' as a time"),
+    ("99999999999999", "start: '99999999999999' is out of range (1970 to 3000)"),
+    ("-5", "start: '-5' is out of range"),
+])
+def test_unreadable_or_absurd_times_are_refused_naming_the_parameter(text, message):
+    with pytest.raises(SpectareError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        parse_when(text, NOW, "start")
+
+
+def test_time_ranges_default_and_are_checked():
+    assert time_range(None, None, NOW, 3600) == (NOW - 3600, NOW)
+    assert time_range("2h", None, NOW, 3600) == (NOW - 7200, NOW)
+    assert time_range(None, "1h", NOW, 600) == (NOW - 4200, NOW - 3600)
+    with pytest.raises(SpectareError, match="^end must be after start$"):
+        time_range("1h", "2h", NOW, 3600)
+    with pytest.raises(SpectareError, match="at most 3600 s per request"):
+        time_range("3h", "now", NOW, 0, 3600)
+
+
+@pytest.mark.parametrize("msg_id, parsed", [
+    ("cam1:1a-0:120", ("1a-0", 120)),
+    ("cam1:odd:session:7", ("odd:session", 7)),
+    ("cam1:s:x", None),
+    ("cam1:7", None),
+    ("", None),
+    (None, None),
+])
+def test_packet_msg_ids_give_session_and_first_seq(msg_id, parsed):
+    assert parse_msg_id(msg_id) == parsed
+
+
+def _groups(session: str, fps: float, per_group: int, groups: int, size: int, t0: float = NOW,
+            first_seq: int = 0) -> list[PacketSample]:
+    """Messages of `per_group` packets each, stored as each group completes."""
+    return [PacketSample("cam", t0 + (i + 1) * per_group / fps, size, session, first_seq + i * per_group)
+            for i in range(groups)]
+
+
+def test_rate_counts_packets_between_first_seqs_and_bytes_between_messages():
+    samples = _groups("s1", 15, 4, 19, 10_000)  # ~5 s of a 15 fps camera, 10 kB per group of 4 packets
+    measured = rate(list(reversed(samples)))  # order does not matter
+    assert measured.fps == pytest.approx(15)
+    assert measured.bitrate_bps == pytest.approx(10_000 * 8 * 15 / 4)
+
+
+def test_rate_uses_the_latest_session_and_needs_two_of_its_messages():
+    old = _groups("s1", 30, 1, 10, 500)
+    new = _groups("s2", 10, 2, 6, 2000, t0=old[-1].time + 1, first_seq=0)
+    assert rate(old + new).fps == pytest.approx(10)
+    assert rate(_groups("s1", 15, 4, 1, 100)).fps is None
+    assert rate([]).fps is None and rate([]).bitrate_bps is None
+    anonymous = [PacketSample("cam", NOW + i, 1000, None, None) for i in range(3)]
+    assert (rate(anonymous).fps, rate(anonymous).bitrate_bps) == (None, 1000 * 8)  # no Msg-Ids: bytes only
+
+
+@pytest.mark.parametrize("lease, age, state", [
+    (True, 0.5, "recording"),
+    (True, 9.9, "recording"),
+    (True, 10.0, "orphaned"),  # stale
+    (True, None, "orphaned"),  # nothing ever arrived
+    (False, 0.5, "orphaned"),  # packets without a lease: a worker just died
+    (False, None, "orphaned"),
+])
+def test_a_camera_records_only_with_a_lease_and_fresh_packets(lease, age, state):
+    assert camera_state(lease, age, 10.0) == state
+
+
+@pytest.mark.parametrize("cameras, per_worker, needed", [
+    (0, 64, 0), (1, 64, 1), (64, 64, 1), (65, 64, 2), (3, 2, 2), (1000, 1, 1000),
+])
+def test_ingest_workers_needed(cameras, per_worker, needed):
+    assert workers_needed(cameras, per_worker) == needed
+
+
+def test_tokens_are_random_checked_by_hash_and_scoped():
+    token_id, token = new_token()
+    assert token.startswith(f"spt_{token_id}_") and len(token) == 4 + 12 + 1 + 43
+    assert token_id_of(token) == token_id and new_token()[1] != token
+    for bad in ("", "spt_", token[:-20], token.replace("spt_", "xyz_"), "spt_ABCDEF012345_" + "x" * 43):
+        assert token_id_of(bad) is None
+    record = ApiToken(id=token_id, scope="read", sha256=token_hash(token), created_at=NOW)
+    assert token not in record.encode().decode("latin-1"), "only the hash is stored"
+    assert matches(record, token) and not matches(record, token[:-1] + ("A" if token[-1] != "A" else "B"))
+    assert allows("admin", "admin") and allows("admin", "read") and allows("read", "read")
+    assert not allows("read", "admin")
+
+
+def test_camera_bodies_are_strict_and_name_unknown_fields():
+    with pytest.raises(ValidationError) as refused:
+        CameraCreate.model_validate({"name": "porch", "url": "rtsp://h/x", "colour": "red"})
+    assert refused.value.errors()[0]["type"] == "extra_forbidden"
+    for bad in ({"segment_seconds": "10"}, {"segment_seconds": 0}, {"detect": "yes"}, {"min_score": 2},
+                {"max_gb": math.inf}, {"labels": ["no/slash"]}, {"url": "ftp://h/x"}, {"name": "Porch"}):
+        with pytest.raises(ValidationError):
+            CameraCreate.model_validate({"name": "porch", "url": "rtsp://h/x", **bad})
+    assert CameraPatch.model_validate({"min_score": None}).model_fields_set == {"min_score"}
+    view = camera_view(CameraConfig(name="porch", url=STORED, labels=("person",)))
+    assert view["url"] == "rtsp://admin:***@192.0.2.7:554/stream1" and view["labels"] == ["person"]
+
+
+def test_api_settings_are_bounded(monkeypatch):
+    monkeypatch.setenv("SPECTARE_API__PORT", "0")
+    with pytest.raises(ConfigError, match=r"^invalid settings: api\.port: Input should be greater than or equal to 1"):
+        ApiSettings.load()
+    monkeypatch.setenv("SPECTARE_API__PORT", "9000")
+    monkeypatch.setenv("SPECTARE_API__STALE_AFTER_S", "30")
+    loaded = ApiSettings.load()
+    assert (loaded.port, loaded.stale_after_s, loaded.max_body_bytes) == (9000, 30.0, 65536)
