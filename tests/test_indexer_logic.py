@@ -10,7 +10,7 @@ import pytest
 
 from spectare.core.errors import SpectareError
 from spectare.core.timeparse import parse_time
-from spectare.indexer.incidents import IncidentFilter, incident_sql
+from spectare.indexer.incidents import IncidentFilter, find_incidents
 from spectare.indexer.queries import snapshot_keys
 from spectare.indexer.rows import Batch, Rejected, detection_index, detection_row, footage_row
 from spectare.indexer.sqlguard import QueryRefused, check_sql, json_safe
@@ -129,10 +129,9 @@ def _incidents(detections: list[tuple], **filters) -> list[tuple]:
         con.execute("INSERT INTO detections VALUES (?, ?, ?, 0, ?, 0, 0, 1, 1, 'm', 's', ?, 0, ?, NULL, ?)",
                     [camera, t, label, score, i, snap[0] if snap else f"snap{i}", i])
     options = {"start": 0.0, "end": 1e6, "merge_gap_s": 30.0, "limit": 100, **filters}
-    sql, params = incident_sql(IncidentFilter(**options))
-    found = con.execute(sql, params).fetchall()
+    found, total = find_incidents(con, IncidentFilter(**options))
     keys = snapshot_keys(con, [row[6] for row in found])
-    return [tuple(row[:6]) + (keys.get(row[6]), row[7]) for row in found]
+    return [tuple(row[:6]) + (keys.get(row[6]), total) for row in found]
 
 
 P, C = "person", "car"
@@ -166,9 +165,14 @@ P, C = "person", "car"
     # another merge gap
     ([("a", P, 0, 0.9), ("a", P, 20, 0.9)], {"merge_gap_s": 10.0},
      [("a", P, 20, 20, 1, 0.9, "snap1", 2), ("a", P, 0, 0, 1, 0.9, "snap0", 2)]),
-    # the limit keeps the latest; total counts all
+    # the limit keeps the latest (by start); total counts all
     ([("a", P, 0, 0.9), ("a", P, 100, 0.9), ("a", P, 200, 0.9)], {"limit": 2},
      [("a", P, 200, 200, 1, 0.9, "snap2", 3), ("a", P, 100, 100, 1, 0.9, "snap1", 3)]),
+    # ... and an incident that began earlier and goes on past the latest start is left out whole, not cut
+    ([("b", C, t, 0.5) for t in range(0, 130, 20)] + [("a", P, 100, 0.9)], {"limit": 1},
+     [("a", P, 100, 100, 1, 0.9, "snap7", 2)]),
+    ([("b", C, t, 0.5) for t in range(0, 130, 20)] + [("a", P, 100, 0.9)], {"limit": 2},
+     [("a", P, 100, 100, 1, 0.9, "snap7", 2), ("b", C, 0, 120, 7, 0.5, "snap0", 2)]),
 ])
 def test_incident_rule(detections, filters, expected):
     assert _incidents(detections, **filters) == expected

@@ -4,11 +4,14 @@ last detection; its score is the best detection's; its snapshot is that of the b
 has one. Only detections inside the searched range (and above the minimum score) count.
 
 The rule runs inside DuckDB (window functions over the matching detections), so a search over millions of
-detections never leaves the database; `incident_sql` builds the statement and its parameters (pure), and the
-unit tests run it on an in-memory database, table-driven.
+detections never leaves the database; `window_sql` and `incident_sql` build the statements (pure),
+`find_incidents` runs them, and the unit tests run it on an in-memory database, table-driven. A search returns
+the latest `limit` incidents (by start) and the number of all.
 """
 
 from dataclasses import dataclass
+
+import duckdb
 
 
 @dataclass(frozen=True)
@@ -22,27 +25,48 @@ class IncidentFilter:
     min_score: float | None = None
 
 
-def incident_sql(f: IncidentFilter) -> tuple[str, dict[str, object]]:
-    """SQL giving the latest `limit` incidents (camera, label, start, end, detections, max_score, snapshot_row,
-    total), newest first; `total` counts every incident found, `snapshot_row` is the rowid of the detection whose
-    snapshot shows the incident (`SNAPSHOTS_BY_ROWID` gives its key: decoding every matching detection's key
-    costs more than the rest of the search)."""
+def _matching(f: IncidentFilter, columns: str) -> tuple[str, dict[str, object]]:
     where = ["time BETWEEN $start AND $end"]
-    params: dict[str, object] = {"start": f.start, "end": f.end, "gap": f.merge_gap_s, "limit": f.limit}
-    if f.camera is not None:
-        where.append("camera = $camera")
-        params["camera"] = f.camera
-    if f.label is not None:
-        where.append("label = $label")
-        params["label"] = f.label
+    params: dict[str, object] = {"start": f.start, "end": f.end, "gap": f.merge_gap_s}
+    for column, value in (("camera", f.camera), ("label", f.label)):
+        if value is not None:
+            where.append(f"{column} = ${column}")
+            params[column] = value
     if f.min_score is not None:
         where.append("score >= $min_score")
         params["min_score"] = f.min_score
+    return f"SELECT {columns} FROM detections WHERE {' AND '.join(where)}", params
+
+
+def window_sql(f: IncidentFilter) -> tuple[str, dict[str, object]]:
+    """Step 1, on time alone: (total incidents, `cutoff` = start of the `limit`-th latest, `lo` = where the
+    incidents reaching `cutoff` start: the earliest detection step 2 must see)."""
+    matching, params = _matching(f, "camera, label, time")
     sql = f"""
-WITH matching AS (
-    SELECT camera, label, time, score, rowid AS id, snapshot_key IS NOT NULL AS has_snapshot FROM detections
-    WHERE {' AND '.join(where)}
-), marked AS (
+WITH matching AS ({matching}),
+starts AS (
+    SELECT camera, label, time FROM (
+        SELECT *, time - lag(time) OVER (PARTITION BY camera, label ORDER BY time) AS since FROM matching)
+    WHERE since IS NULL OR since >= $gap
+), cut AS (SELECT min(time) AS cutoff FROM (SELECT time FROM starts ORDER BY time DESC LIMIT $limit))
+SELECT (SELECT count(*) FROM starts), cut.cutoff, (
+    SELECT min(opened) FROM (SELECT max(time) AS opened FROM starts WHERE time <= cut.cutoff GROUP BY camera, label)
+) FROM cut
+"""
+    return sql, {**params, "limit": f.limit}
+
+
+def incident_sql(f: IncidentFilter, lo: float, cutoff: float) -> tuple[str, dict[str, object]]:
+    """Step 2: the incidents starting at or after `cutoff` (camera, label, start, end, detections, max_score,
+    snapshot_row), newest first, from the detections after `lo`. `snapshot_row` is the rowid of the detection
+    whose snapshot shows the incident (`SNAPSHOTS_BY_ROWID` gives its key: decoding every matching detection's
+    key costs more than the rest of the search)."""
+    narrowed = IncidentFilter(max(f.start, lo), f.end, f.merge_gap_s, f.limit, f.camera, f.label, f.min_score)
+    matching, params = _matching(narrowed, "camera, label, time, score, rowid AS id, snapshot_key IS NOT NULL "
+                                           "AS has_snapshot")
+    sql = f"""
+WITH matching AS ({matching}),
+marked AS (
     SELECT *, CASE WHEN time - lag(time) OVER (PARTITION BY camera, label ORDER BY time) < $gap THEN 0 ELSE 1 END
               AS opens
     FROM matching
@@ -54,9 +78,20 @@ WITH matching AS (
            arg_max(id, score) FILTER (WHERE has_snapshot) AS snapshot_row
     FROM numbered GROUP BY camera, label, incident
 )
-SELECT *, count(*) OVER () AS total FROM incidents ORDER BY "end" DESC, camera, label LIMIT $limit
+SELECT * FROM incidents WHERE start >= $cutoff ORDER BY start DESC, camera, label LIMIT $limit
 """
-    return sql, params
+    return sql, {**params, "cutoff": cutoff, "limit": f.limit}
+
+
+def find_incidents(cur: duckdb.DuckDBPyConnection, f: IncidentFilter) -> tuple[list[tuple], int]:
+    """The latest `limit` incidents (by start; newest first) and how many there are in all. Two steps, so that
+    only the detections of the incidents returned are aggregated."""
+    sql, params = window_sql(f)
+    total, cutoff, lo = cur.execute(sql, params).fetchall()[0]
+    if not total:
+        return [], 0
+    sql, params = incident_sql(f, lo if lo is not None else cutoff, cutoff)
+    return cur.execute(sql, params).fetchall(), total
 
 
 # Chunks covering each incident, in two steps. 1: which chunk rows (`wanted`: row, camera, start, end, registered

@@ -35,7 +35,7 @@ from .incidents import (
     COVERING_CHUNK_ROWS,
     SNAPSHOTS_BY_ROWID,
     IncidentFilter,
-    incident_sql,
+    find_incidents,
 )
 from .settings import IndexerSettings
 from .tables import STREAM_TABLES
@@ -120,20 +120,18 @@ class Reader:
         if req.camera is not None:
             self.require_camera(cur, req.camera)
         limit = min(req.limit or self.ix.max_incidents, self.ix.max_incidents)
-        sql, params = incident_sql(IncidentFilter(req.start, req.end, self.ix.merge_gap_s, limit, req.camera,
-                                                  req.label, req.min_score))
+        wanted = IncidentFilter(req.start, req.end, self.ix.merge_gap_s, limit, req.camera, req.label, req.min_score)
         cur.execute("BEGIN TRANSACTION READ ONLY")  # incidents and chunks from one snapshot (rowids too)
         try:
-            found = cur.execute(sql, params).fetchall()
+            found, total = find_incidents(cur, wanted)
             found.sort(key=lambda row: (row[2], row[0], row[1]))  # the latest `limit` ones, in order of their start
             at = datetime.now(UTC)
             chunks = self._covering(cur, [(camera, start, end) for camera, _, start, end, *_ in found], at)
             snapshots = snapshot_keys(cur, [row[6] for row in found])
         finally:
             cur.execute("ROLLBACK")
-        total = found[0][7] if found else 0
         incidents = []
-        for row, (camera, label, start, end, count, score, snapshot_row, _) in enumerate(found):
+        for row, (camera, label, start, end, count, score, snapshot_row) in enumerate(found):
             snapshot = snapshots.get(snapshot_row)
             incidents.append(Incident(
                 camera=camera, label=label, start=start, end=end, detections=count, max_score=score,
