@@ -22,12 +22,24 @@ def _state_dir() -> Path:
     return Path(os.environ.get("SPECTARE_STATE_DIR", DEFAULT_STATE_DIR))
 
 
+def _set_state_dir(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        os.environ["SPECTARE_STATE_DIR"] = str(value)
+
+
+# `spectare up --state-dir D` as well as `spectare --state-dir D up`.
+state_dir_option = click.option(
+    "--state-dir", type=click.Path(file_okay=False, path_type=Path), expose_value=False, is_eager=True,
+    callback=_set_state_dir, help="Directory of the local stack (default: ./.spectare; also $SPECTARE_STATE_DIR).")
+
+
 @click.command()
 @click.option("--demo", is_flag=True, help="Also start a simulated RTSP camera with real street footage "
               "and register it as camera 'demo'.")
 @click.option("--nats-port", type=_PORT, help="NATS client port (default: last run's, else a free one).")
 @click.option("--s3-port", type=_PORT, help="S3 port (default: last run's, else a free one).")
 @click.option("--camera-port", type=_PORT, help="Demo RTSP camera port (default: last run's, else a free one).")
+@state_dir_option
 def up(demo: bool, nats_port: int | None, s3_port: int | None, camera_port: int | None) -> None:
     """Run Spectare on this machine until Ctrl-C.
 
@@ -52,6 +64,7 @@ def up(demo: bool, nats_port: int | None, s3_port: int | None, camera_port: int 
 
 
 @click.command()
+@state_dir_option
 def down() -> None:
     """Stop the `spectare up` running from this directory's state dir."""
     pid = stop_running(_state_dir())
