@@ -40,12 +40,15 @@ def read_back(settings, tmp_path, table: str) -> list[tuple]:
                           '{folder}/parquet/{table}/*/*/*.parquet', hive_partitioning = true) ORDER BY 3""").fetchall()
 
 
-def test_export_partitions_by_date_and_camera_and_reexports_only_what_changed(settings, index, tmp_path):
+async def test_export_partitions_by_date_and_camera_and_reexports_only_what_changed(settings, index, tmp_path):
     ensure_bucket(settings.s3)
     s3 = s3_client(settings.s3)
-    run = lambda job: job(index.cursor())  # noqa: E731 - the writer's run(job), synchronously
+
+    async def run(job):  # the indexer's write(job), on this test's database
+        return job(index.cursor())
+
     add_rows(index, [("porch", T0 + 10), ("porch", T0 + DAY + 10), ("yard", T0 + 20)], 1)
-    first = export_once(run, s3, settings.s3.bucket, "parquet")
+    first = await export_once(run, s3, settings.s3.bucket, "parquet")
     assert (first.tables, first.rows) == ({"chunks": 3, "detections": 3}, 6)
     expected = [("porch", "2026-11-28", "footage/porch/1.mp4"), ("porch", "2026-11-29", "footage/porch/2.mp4"),
                 ("yard", "2026-11-28", "footage/yard/3.mp4")]
@@ -54,10 +57,10 @@ def test_export_partitions_by_date_and_camera_and_reexports_only_what_changed(se
     keys = {o.object_name for o in s3.list_objects(settings.s3.bucket, prefix="parquet/", recursive=True)}
     assert "parquet/chunks/date=2026-11-28/camera=porch/part0.parquet" in keys and "parquet/cameras.parquet" in keys
 
-    assert export_once(run, s3, settings.s3.bucket, "parquet").partitions == 0, "nothing new: nothing written"
+    assert (await export_once(run, s3, settings.s3.bucket, "parquet")).partitions == 0, "nothing new: nothing written"
 
     add_rows(index, [("porch", T0 + DAY + 500)], 10)
-    second = export_once(run, s3, settings.s3.bucket, "parquet")
+    second = await export_once(run, s3, settings.s3.bucket, "parquet")
     assert second.tables == {"chunks": 1, "detections": 1} and second.rows == 4, "only porch's 2026-11-29, whole"
     assert read_back(settings, tmp_path / "b", "chunks") == sorted(
         [*expected, ("porch", "2026-11-29", "footage/porch/10.mp4")], key=lambda r: r[2])

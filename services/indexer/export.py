@@ -13,11 +13,12 @@ files are written to a local folder and uploaded with the S3 client. Partitions 
 has since emptied are not rewritten: the archive keeps the history of footage that is gone.
 """
 
+import asyncio
 import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,17 +94,20 @@ def remember(cur: duckdb.DuckDBPyConnection, marks: dict[str, int]) -> None:
         cur.execute("INSERT OR REPLACE INTO meta VALUES ($k, $v)", {"k": _meta_key(table), "v": str(seq)})
 
 
-def export_once(con_run: Callable[[Callable[[duckdb.DuckDBPyConnection], Any]], Any], s3: Minio, bucket: str,
-                prefix: str) -> ExportReport:
-    """One export, synchronously: `con_run(job)` runs `job(cursor)` on the index (in the writer's turn)."""
+async def export_once(write: Callable[[Callable[[duckdb.DuckDBPyConnection], Any]], Awaitable[Any]], s3: Minio,
+                      bucket: str, prefix: str) -> ExportReport:
+    """One export: `write(job)` runs `job(cursor)` on the index in the writer's turn; uploads run in a thread."""
     began = time.perf_counter()
     folder = Path(tempfile.mkdtemp(prefix="spectare-export-"))
     try:
-        report, marks = con_run(lambda cur: write_partitions(cur, folder))
+        report, marks = await write(lambda cur: write_partitions(cur, folder))
         if marks:
-            upload(s3, bucket, prefix, folder, report)
-            con_run(lambda cur: remember(cur, marks))
+            await asyncio.to_thread(upload, s3, bucket, prefix, folder, report)
+            await write(lambda cur: remember(cur, marks))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     report.seconds = time.perf_counter() - began
+    if report.partitions:
+        log.info("exported %d partitions (%d rows, %d files, %.1f MB) to %s/ in %.1fs", report.partitions,
+                 report.rows, report.files, report.bytes / 1e6, prefix, report.seconds)
     return report
