@@ -213,13 +213,13 @@ async def test_bad_input_is_refused_with_a_message_saying_what_is_wrong(stack):
         bounds = await admin.post("/cameras", json={"name": "x1", "url": "rtsp://h/x", "min_score": 7})
         assert bounds.status_code == 422 and "min_score" in bounds.json()["detail"]
         bad_name = await admin.post("/cameras", json={"name": "Bad Name!", "url": "rtsp://h/x"})
-        assert bad_name.status_code == 422 and "name" in bad_name.json()["detail"]
+        assert bad_name.status_code == 422 and bad_name.json()["detail"].startswith("body.name: invalid name: use 1-63")
         path_name = await admin.get("/cameras/byname/Bad..Name")
-        assert path_name.status_code == 422 and "name" in path_name.json()["detail"]
+        assert path_name.status_code == 422 and path_name.json()["detail"].startswith("path.name: invalid name")
         scheme = await admin.post("/cameras", json={"name": "x1", "url": f"ftp://admin:{PASSWORD}@h/x"})
         assert scheme.status_code == 422 and "rtsp://" in scheme.json()["detail"]
         label = await admin.post("/cameras", json={"name": "x1", "url": "rtsp://h/x", "labels": ["no/slash"]})
-        assert label.status_code == 422 and "invalid label" in label.json()["detail"]
+        assert label.status_code == 422 and label.json()["detail"].startswith("body.labels.0: invalid label")
         null = await admin.patch("/cameras/byname/cam1", json={"url": None, "detect": None})
         assert null.status_code == 422 and null.json()["detail"].startswith("detect, url: cannot be null")
         not_json = await admin.post("/cameras", content=b"{not json", headers={"content-type": "application/json"})

@@ -44,6 +44,7 @@ from spectare.core.tokens import TokenStore, allows
 from spectare.indexer.client import IndexClient, IndexQueryError, QueryTimeout
 from spectare.schemas import ApiToken, CameraConfig, Detection, Keyframe, label_token
 from spectare.schemas.keys import clip_key
+from spectare.schemas.names import TOKEN_RULE
 from spectare.schemas.queries import ChunksResponse, SearchResponse
 
 from . import probes
@@ -52,6 +53,7 @@ from .models import (
     LABEL_PATTERN,
     NAME_PATTERN,
     NULLABLE,
+    URL_PATTERN,
     CameraBody,
     CameraCreate,
     CameraPatch,
@@ -347,6 +349,13 @@ def create_app(state: ApiState) -> FastAPI:
 
 # -- helpers -----------------------------------------------------------------------------------------------------
 
+PATTERN_RULES = {
+    NAME_PATTERN: f"invalid name: use {TOKEN_RULE}",
+    LABEL_PATTERN: "invalid label: letters, digits, '_', '-' and spaces, starting with a letter or digit, at most 63",
+    URL_PATTERN: "URL must start with rtsp://, rtsps://, rtmp://, http(s):// or file://",
+}
+
+
 def _status_of(exc: SpectareError) -> int:
     if isinstance(exc, NotFoundError):
         return 404
@@ -368,6 +377,10 @@ def _field_error(error: dict[str, Any]) -> dict[str, Any]:
     loc = ".".join(str(p) for p in error.get("loc", ()))
     if error.get("type") == "extra_forbidden":
         return {"loc": loc, "msg": f"unknown field {error['loc'][-1]!r}"}
+    if error.get("type") == "string_pattern_mismatch":
+        rule = PATTERN_RULES.get((error.get("ctx") or {}).get("pattern", ""))
+        if rule:
+            return {"loc": loc, "msg": rule}
     return {"loc": loc, "msg": redact(str(error.get("msg", "invalid")))}
 
 
