@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from spectare.core.errors import InvalidName, SchemaError
 from spectare.schemas import (
+    ApiToken,
     AudioTrack,
     CameraConfig,
     Detection,
@@ -41,6 +42,7 @@ EXAMPLES = [
     Detection(camera="porch", time=1.7e9, label="traffic light", class_id=9, score=0.87,
               box=(0.1, 0.2, 0.3, 0.4), model="yolov4-tiny", session="s1", seq=30, snapshot_key="snap/x.jpg"),
     CameraConfig(name="porch", url="rtsp://u:p@192.0.2.1/s", friendly_name="Porch", detect=False, segment_seconds=4),
+    ApiToken(id="0123456789ab", name="dashboard", scope="read", sha256="ab" * 32, created_at=1.7e9),
 ]
 
 
@@ -194,6 +196,7 @@ def test_label_tokens(label, token):
         ("site-2", lambda n: n.footage_stream, "SITE_2_FOOTAGE"),
         ("site1", lambda n: n.cameras_bucket, "site1_cameras"),
         ("", lambda n: n.leases_bucket, "leases"),
+        ("site1", lambda n: n.tokens_bucket, "site1_tokens"),
     ],
 )
 def test_names(prefix, build, subject):
