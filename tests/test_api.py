@@ -78,7 +78,7 @@ async def stack(nats_server, s3_server, rtsp_camera, tmp_path_factory):
     port = free_port()
     processes = {
         "api": ServiceProcess("api", settings, root / "api.log", SPECTARE_API__PORT=str(port),
-                              SPECTARE_API__MAX_CAMERAS_PER_WORKER=str(PER_WORKER), SPECTARE_API__SSE_MAX_S="2",
+                              SPECTARE_API__MAX_CAMERAS_PER_WORKER=str(PER_WORKER), SPECTARE_API__SSE_MAX_S="3",
                               SPECTARE_API__SSE_PING_S="0.5", SPECTARE_API__STALE_AFTER_S="5"),
         "ingest": ServiceProcess("ingest", settings, root / "ingest.log", SPECTARE_INGEST__MAX_CAMERAS="1"),
         "segmenter": ServiceProcess("segmenter", settings, root / "segmenter.log"),
@@ -244,6 +244,13 @@ async def test_bad_input_is_refused_with_a_message_saying_what_is_wrong(stack):
         long_clip = await admin.post("/cameras/byname/cam1/clip", params={"start": "3h", "end": "now"})
         assert long_clip.status_code == 400 and "at most 3600 s" in long_clip.json()["detail"]
         assert (await admin.get("/cameras/byname/nosuch/snapshot.jpg")).status_code == 404
+        # Garbage where a keyframe should be is the camera's problem, not the client's: 502, one line.
+        await admin.put("/cameras/byname/junk", json={"url": "rtsp://192.0.2.3/x", "detect": False})
+        await stack.js.publish(stack.settings.names.keyframes("junk"), b"\x93not a keyframe")
+        junk = await admin.get("/cameras/byname/junk/snapshot.jpg")
+        assert junk.status_code == 502 and junk.json()["detail"].startswith("camera junk's last keyframe cannot be "
+                                                                             "shown: not a msgpack message")
+        assert (await admin.delete("/cameras/byname/junk")).status_code == 204
     assert stack.processes["api"].alive()
 
 
@@ -357,7 +364,7 @@ async def test_detections_arrive_as_server_sent_events(stack):
             async for line in lines:
                 if line.startswith("data: "):
                     events.append(json.loads(line[len("data: "):]))
-    # The server closed the stream after sse_max_s (2 s here); the car was filtered out.
+    # The server closed the stream after sse_max_s (3 s here); the car was filtered out.
     assert [(e["camera"], e["label"], e["score"]) for e in events] == [("orphan", "person", 0.8)]
     assert events[0]["box"] == [0.1, 0.2, 0.3, 0.4]
 

@@ -110,6 +110,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     413: {"model": Problem, "description": "the request body is over the limit (64 KB by default)"},
     422: {"model": Problem, "description": "bad input: the detail says which field and what is wrong"},
     503: {"model": Problem, "description": "NATS, S3 or the indexer does not answer"},
+    502: {"model": Problem, "description": "what the camera sent cannot be shown (an undecodable keyframe)"},
     504: {"model": Problem, "description": "the indexer's query ran past its time limit"},
 }
 TAGS = [
@@ -305,7 +306,10 @@ def create_app(state: ApiState) -> FastAPI:
             message = await state.js.get_last_msg(names.keyframes_stream, names.keyframes(name))
         except StreamMsgNotFound:
             raise NotFoundError(f"camera {name} has sent no keyframe recently (is it recording? see /stats)") from None
-        jpeg = await asyncio.to_thread(_jpeg, Keyframe.decode(message.data or b""))
+        try:
+            jpeg = await asyncio.to_thread(_jpeg, Keyframe.decode(message.data or b""))
+        except SpectareError as exc:  # garbage or an undecodable picture on the stream: not the client's fault
+            raise ApiError(502, f"camera {name}'s last keyframe cannot be shown: {exc}") from None
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @app.get("/search", tags=["footage"], response_model=SearchResponse)
