@@ -11,6 +11,9 @@ import asyncio
 import io
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -397,3 +400,18 @@ async def test_a_camera_whose_ingest_worker_stops_turns_orphaned(stack):
         stats = await eventually(orphaned, 20, interval=1, what="cam1 orphaned after ingest stopped")
     assert stats["cameras"] == {"total": 2, "recording": 0, "orphaned": 2}
     assert _camera(stats, "cam1")["ingest_worker"] is None and stats["scaling"]["ingest_workers_live"] == 0
+
+
+def test_the_api_without_nats_or_with_bad_settings_stops_with_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPECTARE_")}
+    unreachable = subprocess.run([sys.executable, "-m", "spectare.api"], capture_output=True, text=True, timeout=30,
+                                 cwd=tmp_path, env={**env, "SPECTARE_NATS__URL": f"nats://127.0.0.1:{free_port()}",
+                                                    "SPECTARE_NATS__CONNECT_TIMEOUT": "1"})
+    assert unreachable.returncode == 1
+    lines = unreachable.stderr.strip().splitlines()
+    assert len(lines) == 1 and "NATS at nats://127.0.0.1:" in lines[0] and "is unreachable" in lines[0], lines
+    bad = subprocess.run([sys.executable, "-m", "spectare.api"], capture_output=True, text=True, timeout=30,
+                         cwd=tmp_path, env={**env, "SPECTARE_API__MAX_BODY_BYTES": "10"})
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == ("spectare-api: error: invalid settings: api.max_body_bytes: Input should be greater "
+                                  "than or equal to 1024")
