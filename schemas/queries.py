@@ -174,6 +174,48 @@ class StatusResponse(Message):
     latest_detection: float | None
 
 
+class RetentionRequest(Message):
+    """Run a retention sweep now (`dry_run`: only say what it would delete)."""
+
+    KIND: ClassVar[str] = "retention_request"
+    dry_run: bool = False
+
+
+class CameraRetention(_Part):
+    camera: Camera
+    chunks: NonNegInt
+    bytes: NonNegInt
+    detections: NonNegInt
+
+
+class RetentionResponse(Message):
+    KIND: ClassVar[str] = "retention_response"
+    dry_run: bool
+    chunks: NonNegInt = Field(description="chunks deleted (or that would be): objects, rows and footage events")
+    bytes: NonNegInt
+    detections: NonNegInt = Field(description="detections past their camera's event retention")
+    snapshots: NonNegInt
+    resumed: NonNegInt = Field(description="queued deletions of an interrupted sweep finished first")
+    cameras: tuple[CameraRetention, ...]
+    seconds: float
+
+
+class ExportRequest(Message):
+    """Export to Parquet now what changed since the last export."""
+
+    KIND: ClassVar[str] = "export_request"
+
+
+class ExportResponse(Message):
+    KIND: ClassVar[str] = "export_response"
+    prefix: str = Field(description="key prefix in the bucket: <prefix>/<table>/date=.../camera=.../*.parquet")
+    partitions: NonNegInt
+    rows: NonNegInt
+    files: NonNegInt
+    bytes: NonNegInt
+    seconds: float
+
+
 def _check_range(start: float, end: float) -> None:
     if not (math.isfinite(start) and math.isfinite(end)):
         raise ValueError("start and end must be finite times")

@@ -10,7 +10,7 @@ request, unknown camera, refused SQL, timeout, too large), never a crash of the 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,6 +22,7 @@ from nats.micro.service import Service
 
 from spectare import __version__
 from spectare.core.errors import CameraNotFound, SchemaError, SpectareError
+from spectare.core.retry import describe_error
 from spectare.schemas import Message, Names
 from spectare.schemas.queries import (
     ChunksRequest,
@@ -77,6 +78,32 @@ class QueryService:
                                             handler=self._handler(request_type, run))
         log.info("query service %s up on %s", self.names.index_service,
                  ", ".join(self.names.index(name) for name in handlers))
+
+    async def add_job(self, name: str, request_type: type[Message], job: Callable[[Any], Awaitable[Message]]) -> None:
+        """An endpoint for a long writing job (retention, export): it runs in the writer's turn, not on a query
+        cursor, and has no query time limit."""
+        assert self.service is not None
+
+        async def run(request: Request) -> None:
+            try:
+                try:
+                    query = request_type.decode(request.data)
+                except SchemaError as exc:
+                    raise QueryError(ErrorCode.BAD_REQUEST, f"bad request: {exc}") from None
+                await request.respond((await job(query)).encode())
+            except QueryError as exc:
+                await _respond_error(request, exc.code, str(exc))
+            except Exception as exc:  # S3 or NATS away, a bug: answer, log, keep serving
+                self.errors += 1
+                log.warning("%s failed: %s", name, describe_error(exc))
+                await _respond_error(request, ErrorCode.INTERNAL, f"{name} failed: {describe_error(exc)}")
+
+        async def handle(request: Request) -> None:
+            task = asyncio.create_task(run(request))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+        await self.service.add_endpoint(name=name, subject=self.names.index(name), handler=handle)
 
     async def stop(self) -> None:
         if self.service is not None:

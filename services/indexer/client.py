@@ -21,8 +21,12 @@ from spectare.schemas.queries import (
     ChunksRequest,
     ChunksResponse,
     ErrorCode,
+    ExportRequest,
+    ExportResponse,
     FootageAtRequest,
     FootageAtResponse,
+    RetentionRequest,
+    RetentionResponse,
     SearchRequest,
     SearchResponse,
     SqlRequest,
@@ -68,6 +72,12 @@ class IndexClient:
 
     async def sql(self, sql: str, max_rows: int | None = None) -> SqlResponse:
         return await self._ask("sql", SqlRequest.create(sql=sql, max_rows=max_rows), SqlResponse)
+
+    async def retention(self, dry_run: bool = False) -> RetentionResponse:
+        return await self._ask("retention", RetentionRequest.create(dry_run=dry_run), RetentionResponse)
+
+    async def export(self) -> ExportResponse:
+        return await self._ask("export", ExportRequest.create(), ExportResponse)
 
     async def status(self) -> StatusResponse:
         return await self._ask("status", StatusRequest.create(), StatusResponse)

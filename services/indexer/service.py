@@ -22,13 +22,17 @@ from nats.aio.msg import Msg
 
 from spectare.core.backoff import Backoff
 from spectare.core.logs import LogOnce
+from spectare.core.metrics import ConsumerLag, register_stats
 from spectare.core.registry import CameraRegistry
 from spectare.core.retry import Outage, describe_error
 from spectare.core.service import ServiceContext
+from spectare.core.store import s3_client
 from spectare.schemas import Gap, Segment
+from spectare.schemas.queries import ExportRequest, RetentionRequest
 
 from .api import QueryService
 from .consumer import StreamFeed, feeds_for
+from .maintenance import Maintenance
 from .queries import Presigner, Reader
 from .rows import Batch, Rejected, detection_row, footage_row
 from .settings import IndexerSettings
@@ -38,6 +42,19 @@ from .writer import CameraUpdate, IndexWriter
 log = logging.getLogger(__name__)
 
 STATS_EVERY_S = 60.0
+METRICS = {
+    "messages": "footage and detection messages taken from the streams",
+    "chunks": "chunks indexed",
+    "gaps": "gap announcements indexed",
+    "detections": "detections indexed",
+    "garbage": "messages terminated as undecodable",
+    "unknown": "messages of an unknown kind terminated",
+    "inconsistent": "messages terminated as inconsistent",
+    "replayed": "messages delivered again that the index already had",
+    "commits": "transactions committed",
+    "commit_retries": "failed commits retried",
+    "commit_seconds": "seconds spent committing",
+}
 
 
 @dataclass
@@ -109,6 +126,13 @@ class Indexer:
         await api.start()
         tasks = [asyncio.create_task(self._fetch(feed), name=f"indexer-{feed.kind}") for feed in feeds]
         tasks.append(asyncio.create_task(self._follow_registry(), name="indexer-registry"))
+        maintenance = Maintenance(self.ctx.js, self.ctx.settings, self.ix, s3_client(self.ctx.settings.s3), self.write)
+        tasks += await maintenance.start()
+        await api.add_job("retention", RetentionRequest, maintenance.retention)
+        await api.add_job("export", ExportRequest, maintenance.export)
+        register_stats("indexer", lambda: {"": vars(self.stats)}, METRICS, label=None)
+        lag = ConsumerLag(self.ctx.js, lambda: [(feed.stream, feed.durable) for feed in feeds])
+        tasks.append(asyncio.create_task(lag.run(self.ctx.stop), name="indexer-lag"))
         log.info("indexer up: database %s, batches of up to %d messages every %.2g s", self.path,
                  self.ix.batch_size, self.ix.flush_interval_s)
         try:

@@ -17,6 +17,7 @@ from .camera import camera
 from .clip import clip
 from .detections import detections
 from .footage import footage
+from .maintenance import export, retention
 from .search import search, sql
 from .stack import down, status, testcam, up
 from .token import token
@@ -62,6 +63,8 @@ cli.add_command(camera)
 cli.add_command(footage)
 cli.add_command(detections)
 cli.add_command(clip)
+cli.add_command(retention)
+cli.add_command(export)
 cli.add_command(search)
 cli.add_command(sql)
 cli.add_command(token)

@@ -33,8 +33,9 @@ def _labels(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 UNSET = "unset"  # an option the user did not give (None means "back to the default" for some)
 
 
-def detection_options(command):  # noqa: ANN001, ANN201 - a click decorator
-    """Options shared by `camera add` and `camera set` for what the detector does with a camera."""
+def camera_options(command):  # noqa: ANN001, ANN201 - a click decorator
+    """Options shared by `camera add` and `camera set`: what the detector does with a camera, and how long its
+    footage is kept."""
     options = [
         click.option("--detect/--no-detect", default=None, help="Run object detection on it (default: on)."),
         click.option("--labels", callback=_labels,
@@ -46,6 +47,14 @@ def detection_options(command):  # noqa: ANN001, ANN201 - a click decorator
                      help="Detect only on keyframes that differ from the previous one (default: on)."),
         click.option("--motion-threshold", type=click.FloatRange(0.0, 1.0),
                      help="Share of the picture that must change to pass the gate (default: the detector's, 0.002)."),
+    ]
+    options += [
+        click.option("--keep-days", type=click.FloatRange(0.01, 36_500),
+                     help="Days plain footage is kept (default: the indexer's, 14)."),
+        click.option("--keep-event-days", type=click.FloatRange(0.01, 36_500),
+                     help="Days footage around detections, the detections and snapshots are kept (default 30)."),
+        click.option("--max-gb", type=click.FloatRange(0.001), help="Cap on this camera's stored footage in GB; "
+                     "the oldest plain footage goes first (default: none)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -68,15 +77,15 @@ def camera() -> None:
 @click.option("--friendly-name", default="", help="Human name shown in listings, e.g. 'Front porch'.")
 @click.option("--segment-seconds", type=click.IntRange(1, 3600), default=10, show_default=True,
               help="Length of recorded MP4 chunks (cut at the next keyframe).")
-@detection_options
-def add(name: str, url: str, friendly_name: str, segment_seconds: int, **detection: object) -> None:
+@camera_options
+def add(name: str, url: str, friendly_name: str, segment_seconds: int, **options: object) -> None:
     """Register camera NAME streaming at URL (rtsp://user:password@host:554/path).
 
     NAME is 1-63 characters of a-z, 0-9, '_' or '-'. The password is stored for the recorder and
     never shown again: listings print rtsp://user:***@host/...
     """
     config = CameraConfig.create(
-        name=name, url=url, friendly_name=friendly_name, segment_seconds=segment_seconds, **_given(**detection)
+        name=name, url=url, friendly_name=friendly_name, segment_seconds=segment_seconds, **_given(**options)
     )
 
     async def work(js, settings):
@@ -131,7 +140,7 @@ def show(name: str, as_json: bool) -> None:
 @click.option("--url", help="New stream URL (recording restarts on it).")
 @click.option("--friendly-name", help="Human name shown in listings.")
 @click.option("--segment-seconds", type=click.IntRange(1, 3600), help="Length of recorded MP4 chunks.")
-@detection_options
+@camera_options
 def set_(name: str, **changes: object) -> None:
     """Change settings of camera NAME; options not given keep their value. Detection settings apply
     live, without interrupting the recording.
