@@ -143,7 +143,7 @@ async def test_healthz_is_open_and_every_other_endpoint_needs_a_token_of_the_rig
     views = json.loads(listed.stdout)
     assert {v["name"]: v["scope"] for v in views}.items() >= {"tests": "admin", "dashboard": "read",
                                                               "temporary": "read"}.items()
-    assert temporary.split("_")[2] not in listed.stdout and "sha256" not in listed.stdout
+    assert temporary.split("_", 2)[2] not in listed.stdout and "sha256" not in listed.stdout
     async with stack.client(temporary) as client:
         assert (await client.get("/cameras")).status_code == 200
         revoked = run_cli(stack.settings, "token", "revoke", temporary.split("_")[1])
@@ -390,7 +390,7 @@ async def test_metrics_count_requests_by_route_and_say_how_many_ingest_workers_a
 
 
 async def test_a_camera_whose_ingest_worker_stops_turns_orphaned(stack):
-    """Last in the module: it stops the recording."""
+    """Last in the module: it stops the recording, then the indexer."""
     stack.processes["ingest"].stop()
     async with stack.client(stack.read) as reader:
         async def orphaned():
@@ -400,6 +400,16 @@ async def test_a_camera_whose_ingest_worker_stops_turns_orphaned(stack):
         stats = await eventually(orphaned, 20, interval=1, what="cam1 orphaned after ingest stopped")
     assert stats["cameras"] == {"total": 2, "recording": 0, "orphaned": 2}
     assert _camera(stats, "cam1")["ingest_worker"] is None and stats["scaling"]["ingest_workers_live"] == 0
+    indexed_chunks = _camera(stats, "cam1")["chunks_last_hour"]
+
+    # Without an indexer, chunks come from the FOOTAGE stream and storage is unknown.
+    stack.processes["indexer"].stop()
+    async with stack.client(stack.read) as reader:
+        stats = (await reader.get("/stats")).json()
+    assert stats["health"]["indexer"] == {"ok": False, "detail": "no indexer answers"}
+    assert _camera(stats, "cam1")["chunks_last_hour"] >= indexed_chunks > 0  # the segmenter may have added some
+    assert stats["storage"] == {"source": "unavailable", "footage_bytes": None, "footage_chunks": None,
+                                "snapshots": None}
 
 
 def test_the_api_without_nats_or_with_bad_settings_stops_with_one_line(tmp_path):
