@@ -58,7 +58,7 @@ def add_arguments(parser) -> None:
 def run(args) -> None:
     work = Path(tempfile.mkdtemp(prefix="spectare-bench-index-"))
     try:
-        result = {"benchmark": "indexing", "cpus": os.cpu_count(),
+        result = {"benchmark": "indexing", "cpus": os.cpu_count(), "load_before": round(os.getloadavg()[0], 2),
                   "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "insert": _insert(work, args.insert_rows), "search": []}
         if args.nats_rows:
@@ -70,6 +70,7 @@ def run(args) -> None:
             _print_search(result["search"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    result["load_after"] = round(os.getloadavg()[0], 2)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "indexing.json").write_text(json.dumps(result, indent=2))
     (RESULTS / "indexing.md").write_text(markdown(result))
@@ -303,6 +304,8 @@ def _print_search(search: list[dict]) -> None:
 
 def markdown(result: dict) -> str:
     lines = [f"# Indexing benchmark ({result['when']}, {result['cpus']} CPUs)", "",
+             f"1-minute load average {result['load_before']} before the run and {result['load_after']} after it: "
+             "anything else running on the machine (other test suites) slows every number here.", "",
              "Insert: synthetic detections of 100 cameras through the indexer's writer (anti-join de-duplication, "
              "chunk links, progress; one transaction per batch), no NATS. The message path adds decoding and checks "
              "per message.", "",
