@@ -22,7 +22,7 @@ def add_rows(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, float]], firs
 
 @pytest.fixture
 def index(tmp_path):
-    con = duckdb.connect(str(tmp_path / "index.duckdb"))
+    con = duckdb.connect(str(tmp_path / "index.duckdb"), config={"enable_external_access": False})  # as the indexer
     con.execute(DDL)
     con.execute("INSERT INTO cameras VALUES ('porch', 'Porch', 'rtsp://x', true, 10, NULL, NULL, 0, 0, NULL, 1)")
     yield con

@@ -122,6 +122,15 @@ async def test_a_sweep_deletes_exactly_what_the_policies_say(js, settings, tmp_p
                 await js.get_msg(stream, store.seqs[key])
         assert await js.get_msg(settings.names.footage_stream, store.seqs[fresh])
 
+        # The Parquet export of the swept index, as `spectare export run` asks the running indexer.
+        exported = await asyncio.to_thread(run_cli, settings, "export", "run", "--json")
+        assert exported.returncode == 0, exported.stderr
+        assert json.loads(exported.stdout)["rows"] == 3 + 1, "3 chunks and 1 detection"
+        parquet = {o.object_name for o in store.s3.list_objects(settings.s3.bucket, prefix="parquet/",
+                                                                  recursive=True)}
+        assert f"parquet/chunks/date={time.strftime('%Y-%m-%d', time.gmtime(now - 3600))}/camera=porch/part0.parquet" \
+            in parquet and "parquet/cameras.parquet" in parquet
+
         # A rebuild from the streams agrees with the swept index.
         assert indexer.stop() == 0
         (tmp_path / "index.duckdb").unlink()

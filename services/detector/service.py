@@ -173,6 +173,9 @@ class Detector:
             lag.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            # Messages a cancelled fetch left in the subscription's queue would hold up the connection's drain.
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
             log.info("detector stopped: %s", self.stats.summary())
 
     async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:

@@ -8,9 +8,10 @@ Spark, pandas, ...) user can query months of history without touching the live i
 
 Each run re-exports, whole, the partitions that gained rows since the last run (rows' stream sequences
 above the one remembered in the `meta` table), so a partition's file always holds all of its rows the index
-had at export time. DuckDB cannot write to S3 without its httpfs extension (which it downloads), so the
-files are written to a local folder and uploaded with the S3 client. Partitions of days that retention
-has since emptied are not rewritten: the archive keeps the history of footage that is gone.
+had at export time. The index's connection has DuckDB's external access off (no file or network I/O from
+SQL), so rows come out as Arrow and pyarrow writes the files to a local folder; the S3 client uploads them.
+Partitions of days that retention has since emptied are not rewritten: the archive keeps the history of
+footage that is gone.
 """
 
 import asyncio
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 from minio import Minio
 
 log = logging.getLogger(__name__)
@@ -52,24 +54,28 @@ def write_partitions(cur: duckdb.DuckDBPyConnection, out: Path) -> tuple[ExportR
     was written and, per table, the stream sequence it covers (to remember once uploaded)."""
     report, marks = ExportReport(), {}
     for table, column in TABLES.items():
-        row = cur.execute("SELECT value FROM meta WHERE key = $k", {"k": _meta_key(table)}).fetchone()
-        since = int(row[0]) if row else -1
-        top = cur.execute(f"SELECT max(stream_seq) FROM {table}").fetchone()[0]
+        # fetchall, not fetchone: DuckDB keeps a half-read result open and refuses the next query on the cursor.
+        row = cur.execute("SELECT value FROM meta WHERE key = $k", {"k": _meta_key(table)}).fetchall()
+        since = int(row[0][0]) if row else -1
+        top = cur.execute(f"SELECT max(stream_seq) FROM {table}").fetchall()[0][0]
         if top is None or top <= since:
             continue
         selected = f"""WITH all_rows AS (SELECT *, {DATE.format(column=column)} AS date FROM {table}),
                             touched AS (SELECT DISTINCT date, camera FROM all_rows WHERE stream_seq > {since})
-                       SELECT all_rows.* FROM all_rows SEMI JOIN touched USING (date, camera)"""
-        count, rows = cur.execute(f"SELECT count(DISTINCT (date, camera)), count(*) FROM ({selected})").fetchone()
-        cur.execute(f"""COPY ({selected} ORDER BY camera, {column})
-                        TO '{out / table}' (FORMAT parquet, PARTITION_BY (date, camera), OVERWRITE_OR_IGNORE,
-                                            FILENAME_PATTERN 'part{{i}}')""")
+                       SELECT all_rows.* FROM all_rows SEMI JOIN touched USING (date, camera)
+                       ORDER BY camera, {column}"""
+        rows_table = cur.sql(selected).to_arrow_table()
+        count = len({(d, c) for d, c in zip(rows_table["date"].to_pylist(), rows_table["camera"].to_pylist(),
+                                             strict=True)})
+        rows = rows_table.num_rows
+        pq.write_to_dataset(rows_table, out / table, partition_cols=["date", "camera"],
+                            basename_template="part{i}.parquet", existing_data_behavior="delete_matching")
         report.tables[table] = count
         report.partitions += count
         report.rows += rows
         marks[table] = top
     if marks:
-        cur.execute(f"COPY (SELECT * FROM cameras ORDER BY name) TO '{out / 'cameras.parquet'}' (FORMAT parquet)")
+        pq.write_table(cur.sql("SELECT * FROM cameras ORDER BY name").to_arrow_table(), out / "cameras.parquet")
     return report, marks
 
 
