@@ -7,10 +7,11 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Per-service extras live in pyproject.toml. The default install includes the `ultralytics` backend
-# (torch with its CUDA wheels, ~5 GB, from the local index) so that its tests run in CI; a deployment
-# picks its own extras.
-EXTRAS ?= local,ingest,segmenter,detector,indexer,api,dev,ultralytics
+# Per-service extras live in pyproject.toml; a deployment picks its own. The optional `ultralytics`
+# detector backend (torch with its CUDA wheels, ~5 GB) is left out of `make setup`/`make demo` and
+# added by `make test`, whose tests check that backend's contract.
+EXTRAS ?= local,ingest,segmenter,detector,indexer,api,dev
+TEST_EXTRAS ?= ultralytics
 DEMO_FOOTAGE := assets/demo/market-street.mp4
 MODEL_FILES  := assets/models/yolov4-tiny/yolov4-tiny.weights
 TEST_IMAGES  := assets/images/bus.jpg
@@ -22,6 +23,10 @@ setup: $(VENV)/.installed system-deps $(DEMO_FOOTAGE) $(MODEL_FILES) $(TEST_IMAG
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[$(EXTRAS)]'
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[$(EXTRAS),$(TEST_EXTRAS)]'
 	touch $@
 
 system-deps:
@@ -40,10 +45,10 @@ $(TEST_IMAGES): scripts/fetch-test-images.sh | $(VENV)/.installed
 demo: setup
 	$(BIN)/spectare up --demo
 
-test: setup
+test: setup $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
-bench: setup
+bench: setup $(VENV)/.installed-test
 	$(BIN)/python -m bench $(BENCH)
 
 lint: setup
