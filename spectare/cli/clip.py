@@ -64,7 +64,7 @@ def export(name: str, start: str, end: str, output: Path | None, to_s3: bool) ->
             made = export_clip(files, t0, t1, target, progress=lambda _c: bar.update(1))
         early = t0 - made.start
         click.echo(f"clip of camera {name}: {iso(made.start)} to {iso(made.end)} "
-                   f"({timedelta(seconds=round(made.end - made.start, 1))}), {made.frames} frames from "
+                   f"({_duration(made.end - made.start)}), {made.frames} frames from "
                    f"{made.chunks} chunk(s)" + (f"; starts {early:.2f} s before START, at a keyframe" if early > 0
                                                  else ""))
         for gap in gaps:
@@ -78,3 +78,10 @@ def export(name: str, start: str, end: str, output: Path | None, to_s3: bool) ->
             click.echo(f"stored s3://{settings.s3.bucket}/{key}\n{url}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _duration(seconds: float) -> str:
+    """60.3 -> '1:00.3', 3725.0 -> '1:02:05.0'."""
+    minutes, rest = divmod(round(seconds, 1), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return (f"{hours}:{minutes:02d}:" if hours else f"{minutes}:") + f"{rest:04.1f}"
