@@ -140,3 +140,13 @@ def test_cli_set_refuses_bad_input(settings, args, message):
     result = spectare(settings, *args)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+async def test_list_sees_every_camera_right_after_it_is_written(js, settings):
+    """Listing reads the bucket's stream state: a camera written a moment ago is always there, a removed one not."""
+    registry = await CameraRegistry.open(js, settings)
+    for i in range(20):
+        await registry.put(CameraConfig(name=f"c{i}", url="rtsp://192.0.2.1/x", detect=False))
+        assert [c.name for c in await registry.list()] == sorted(f"c{j}" for j in range(i + 1))
+    await registry.remove("c3")
+    assert "c3" not in [c.name for c in await registry.list()]

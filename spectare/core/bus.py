@@ -191,3 +191,13 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
             await js.key_value(kv.bucket)
         except BucketNotFoundError:
             await js.create_key_value(kv)
+
+
+async def bucket_keys(js: JetStreamContext, bucket: str) -> list[str]:
+    """Every key a KV bucket has a message for (a key whose last message deletes it is included: callers
+    `get` each key and skip those). Read from the bucket stream's subject state, which the server answers
+    at once and completely; nats-py's `KeyValue.keys()` can come back empty right after writes (its watcher
+    may decide there is nothing pending before the server reports the entries)."""
+    prefix = f"$KV.{bucket}."
+    info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}>")
+    return sorted(subject.removeprefix(prefix) for subject in (info.state.subjects or {}))

@@ -14,7 +14,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 
-from spectare.core.bus import ensure_topology
+from spectare.core.bus import bucket_keys, ensure_topology
 from spectare.core.config import Settings
 from spectare.core.errors import CameraExists, CameraNotFound, SchemaError
 from spectare.core.redact import redact
@@ -44,17 +44,19 @@ class CameraChange:
 
 
 class CameraRegistry:
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, js: JetStreamContext, bucket: str) -> None:
         self.kv = kv
+        self.js = js
+        self.bucket = bucket
 
     @classmethod
     async def open(cls, js: JetStreamContext, settings: Settings) -> "CameraRegistry":
         try:
-            return cls(await js.key_value(settings.names.cameras_bucket))
+            return cls(await js.key_value(settings.names.cameras_bucket), js, settings.names.cameras_bucket)
         except BucketNotFoundError:
             # A fresh NATS no service has prepared yet: create the topology rather than fail.
             await ensure_topology(js, settings)
-            return cls(await js.key_value(settings.names.cameras_bucket))
+            return cls(await js.key_value(settings.names.cameras_bucket), js, settings.names.cameras_bucket)
 
     async def add(self, config: CameraConfig) -> CameraConfig:
         """Register a new camera; raise CameraExists if the name is taken."""
@@ -88,12 +90,8 @@ class CameraRegistry:
 
     async def list(self) -> list[CameraConfig]:
         """Every registered camera, by name; an unreadable entry is logged and left out."""
-        try:
-            names = await self.kv.keys()
-        except NoKeysError:
-            return []
         cameras = []
-        for name in sorted(names):
+        for name in await bucket_keys(self.js, self.bucket):
             try:
                 cameras.append(await self.get(name))
             except CameraNotFound:

@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from spectare.core.bus import ensure_topology
+from spectare.core.bus import bucket_keys, ensure_topology
 from spectare.core.config import Settings
 from spectare.core.errors import NotFoundError, SchemaError, SpectareError
 from spectare.schemas import ApiToken
@@ -62,16 +62,18 @@ class CreatedToken:
 
 
 class TokenStore:
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, js: JetStreamContext, bucket: str) -> None:
         self.kv = kv
+        self.js = js
+        self.bucket = bucket
 
     @classmethod
     async def open(cls, js: JetStreamContext, settings: Settings) -> "TokenStore":
         try:
-            return cls(await js.key_value(settings.names.tokens_bucket))
+            return cls(await js.key_value(settings.names.tokens_bucket), js, settings.names.tokens_bucket)
         except BucketNotFoundError:
             await ensure_topology(js, settings)
-            return cls(await js.key_value(settings.names.tokens_bucket))
+            return cls(await js.key_value(settings.names.tokens_bucket), js, settings.names.tokens_bucket)
 
     async def create(self, scope: str, name: str = "") -> CreatedToken:
         if scope not in SCOPES:
@@ -82,12 +84,8 @@ class TokenStore:
         return CreatedToken(record, token)
 
     async def list(self) -> list[ApiToken]:
-        try:
-            keys = await self.kv.keys()
-        except NoKeysError:
-            return []
         records = []
-        for key in keys:
+        for key in await bucket_keys(self.js, self.bucket):
             record = await self._get(key)
             if record is not None:
                 records.append(record)
