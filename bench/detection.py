@@ -13,7 +13,6 @@
 import asyncio
 import json
 import os
-import secrets
 import shutil
 import statistics
 import sys
@@ -23,10 +22,8 @@ from pathlib import Path
 
 import av
 
-from spectare.core.bus import connect, ensure_topology
-from spectare.core.config import load_settings, settings_env
+from spectare.core.config import settings_env
 from spectare.core.registry import CameraRegistry
-from spectare.core.store import ensure_bucket
 from spectare.detector.frames import decode_keyframe, to_bgr
 from spectare.detector.service import CONSUMER
 from spectare.local.process import ManagedProcess
@@ -37,6 +34,7 @@ from spectare.schemas import CameraConfig, Detection, Keyframe
 
 from . import models
 from .cpu import CpuMeter
+from .servers import open_bench_bus
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -95,15 +93,7 @@ async def _service(count: int, seconds: float, keyframes: list[tuple[bytes, int,
     try:
         nats.start()
         s3.start()
-        settings = load_settings(
-            prefix="bench", state_dir=work, nats={"url": nats.url},
-            s3={"endpoint": s3.endpoint, "access_key": s3.credentials.access_key,
-                "secret_key": s3.credentials.secret_key, "bucket": "bench" + secrets.token_hex(4)},
-        )
-        ensure_bucket(settings.s3)
-        nc = await connect(settings, "bench")
-        js = nc.jetstream()
-        await ensure_topology(js, settings)
+        settings, nc, js = await open_bench_bus(nats, s3, work)
         registry = await CameraRegistry.open(js, settings)
         for name in names:
             await registry.add(CameraConfig(name=name, url=f"rtsp://bench.invalid/{name}"))

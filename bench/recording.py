@@ -10,7 +10,6 @@ receipt of a chunk's last frame to its Segment event (published after the object
 import asyncio
 import json
 import os
-import secrets
 import shutil
 import statistics
 import sys
@@ -18,10 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from spectare.core.bus import connect, ensure_topology
-from spectare.core.config import load_settings, settings_env
+from spectare.core.config import settings_env
 from spectare.core.registry import CameraRegistry
-from spectare.core.store import ensure_bucket
 from spectare.local.process import ManagedProcess
 from spectare.local.servers import NatsServer, S3Credentials, SeaweedS3
 from spectare.local.stack import DEMO_SOURCE
@@ -29,6 +26,7 @@ from spectare.local.testcam import RtspTestCamera, make_test_clip
 from spectare.schemas import CameraConfig, Gap, Segment, decode_one_of
 
 from .cpu import CpuMeter
+from .servers import open_bench_bus
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -96,16 +94,7 @@ async def _one(count: int, seconds: float, clip: Path) -> dict:
         nats.start()
         s3.start()
         camera.start()
-        settings = load_settings(
-            prefix="bench", state_dir=work,
-            nats={"url": nats.url},
-            s3={"endpoint": s3.endpoint, "access_key": s3.credentials.access_key,
-                "secret_key": s3.credentials.secret_key, "bucket": "bench" + secrets.token_hex(4)},
-        )
-        ensure_bucket(settings.s3)
-        nc = await connect(settings, "bench")
-        js = nc.jetstream()
-        await ensure_topology(js, settings)
+        settings, nc, js = await open_bench_bus(nats, s3, work)
         registry = await CameraRegistry.open(js, settings)
         for name in names:
             await registry.add(CameraConfig(name=name, url=camera.url(name), detect=False,

@@ -21,6 +21,7 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
 
 from spectare.core.config import Settings
 from spectare.core.errors import UnreachableError
@@ -191,6 +192,16 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
             await js.key_value(kv.bucket)
         except BucketNotFoundError:
             await js.create_key_value(kv)
+
+
+async def open_bucket(js: JetStreamContext, settings: Settings, bucket: str) -> KeyValue:
+    """A KV bucket of the topology; on a fresh NATS no service has prepared yet, the topology is created first
+    rather than failing."""
+    try:
+        return await js.key_value(bucket)
+    except BucketNotFoundError:
+        await ensure_topology(js, settings)
+        return await js.key_value(bucket)
 
 
 async def bucket_keys(js: JetStreamContext, bucket: str) -> list[str]:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 
-from spectare.core.bus import bucket_keys, ensure_topology
+from spectare.core.bus import bucket_keys, open_bucket
 from spectare.core.config import Settings
 from spectare.core.errors import CameraExists, CameraNotFound, SchemaError
 from spectare.core.redact import redact
@@ -51,12 +51,8 @@ class CameraRegistry:
 
     @classmethod
     async def open(cls, js: JetStreamContext, settings: Settings) -> "CameraRegistry":
-        try:
-            return cls(await js.key_value(settings.names.cameras_bucket), js, settings.names.cameras_bucket)
-        except BucketNotFoundError:
-            # A fresh NATS no service has prepared yet: create the topology rather than fail.
-            await ensure_topology(js, settings)
-            return cls(await js.key_value(settings.names.cameras_bucket), js, settings.names.cameras_bucket)
+        bucket = settings.names.cameras_bucket
+        return cls(await open_bucket(js, settings, bucket), js, bucket)
 
     async def add(self, config: CameraConfig) -> CameraConfig:
         """Register a new camera; raise CameraExists if the name is taken."""

@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from spectare.core.bus import bucket_keys, ensure_topology
+from spectare.core.bus import bucket_keys, open_bucket
 from spectare.core.config import Settings
 from spectare.core.errors import NotFoundError, SchemaError, SpectareError
 from spectare.schemas import ApiToken
@@ -69,11 +69,8 @@ class TokenStore:
 
     @classmethod
     async def open(cls, js: JetStreamContext, settings: Settings) -> "TokenStore":
-        try:
-            return cls(await js.key_value(settings.names.tokens_bucket), js, settings.names.tokens_bucket)
-        except BucketNotFoundError:
-            await ensure_topology(js, settings)
-            return cls(await js.key_value(settings.names.tokens_bucket), js, settings.names.tokens_bucket)
+        bucket = settings.names.tokens_bucket
+        return cls(await open_bucket(js, settings, bucket), js, bucket)
 
     async def create(self, scope: str, name: str = "") -> CreatedToken:
         if scope not in SCOPES:
