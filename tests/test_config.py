@@ -1,6 +1,9 @@
 """Settings precedence: code > environment > config file > running local stack > defaults."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -72,3 +75,20 @@ def test_bad_settings_give_one_clear_error(workdir, monkeypatch, env, message):
         monkeypatch.setenv(key, value)
     with pytest.raises(ConfigError, match=message):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("service", "variable", "field"),
+    [
+        ("ingest", "SPECTARE_INGEST__MAX_CAMERAS", "ingest.max_cameras"),
+        ("segmenter", "SPECTARE_SEGMENTER__FETCH_BATCH", "segmenter.fetch_batch"),
+        ("detector", "SPECTARE_DETECTOR__BATCH_SIZE", "detector.batch_size"),
+        ("indexer", "SPECTARE_INDEXER__BATCH_SIZE", "indexer.batch_size"),
+    ],
+)
+def test_a_service_with_a_bad_setting_of_its_own_says_so_in_one_line(service, variable, field, tmp_path):
+    result = subprocess.run([sys.executable, "-m", f"spectare.{service}"], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path, env={**os.environ, variable: "0"})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"spectare-{service}: error: invalid settings: {field}:"), lines

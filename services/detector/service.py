@@ -40,7 +40,7 @@ from spectare.core.logs import LogOnce
 from spectare.core.metrics import ConsumerLag, histogram, register_stats
 from spectare.core.registry import CameraRegistry
 from spectare.core.retry import Outage, retry_until_done
-from spectare.core.service import ServiceContext, run_service
+from spectare.core.service import ServiceContext, run_section_service
 from spectare.core.store import ensure_bucket, s3_client
 from spectare.schemas import CameraConfig, Detection, Keyframe, MotionState, Names
 from spectare.schemas.keys import snapshot_key
@@ -389,11 +389,10 @@ async def open_consumer(js: JetStreamContext, names: Names, det: DetectorSetting
     return await js.pull_subscribe_bind(durable=CONSUMER, stream=names.keyframes_stream)
 
 
-async def serve(ctx: ServiceContext) -> None:
-    det = DetectorSettings.load()
+async def serve(ctx: ServiceContext, det: DetectorSettings) -> None:
     model = await asyncio.to_thread(load_detector, det)
     await Detector(ctx, det, model).run()
 
 
 def main() -> None:
-    run_service("detector", serve)
+    run_section_service("detector", DetectorSettings.load, serve)

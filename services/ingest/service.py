@@ -5,7 +5,7 @@ from collections import Counter, defaultdict
 
 from spectare.core.leases import Lease
 from spectare.core.metrics import register_stats
-from spectare.core.service import ServiceContext, run_service
+from spectare.core.service import ServiceContext, run_section_service
 from spectare.core.worker import CameraWorker
 from spectare.schemas import CameraConfig
 
@@ -23,8 +23,7 @@ METRICS = {
 }
 
 
-async def serve(ctx: ServiceContext) -> None:
-    ingest = IngestSettings.load()
+async def serve(ctx: ServiceContext, ingest: IngestSettings) -> None:
     counters: defaultdict[str, Counter] = defaultdict(Counter)  # per camera
     register_stats("ingest", lambda: {camera: dict(tallies) for camera, tallies in list(counters.items())}, METRICS)
 
@@ -39,4 +38,4 @@ async def serve(ctx: ServiceContext) -> None:
 
 
 def main() -> None:
-    run_service("ingest", serve)
+    run_section_service("ingest", IngestSettings.load, serve)

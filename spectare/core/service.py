@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import NoReturn, TypeVar
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
@@ -28,6 +29,8 @@ from spectare.core.redact import redact
 
 log = logging.getLogger(__name__)
 
+S = TypeVar("S")
+
 
 @dataclass
 class ServiceContext:
@@ -38,12 +41,26 @@ class ServiceContext:
     stop: asyncio.Event
 
 
+def run_section_service(name: str, load: Callable[[], S], body: Callable[[ServiceContext, S], Awaitable[None]]) -> None:
+    """`run_service` for a service with its own settings section: `load()` (e.g. `SegmenterSettings.load`) runs
+    first, and settings a user got wrong end the process with one line, like the shared ones."""
+    try:
+        section = load()
+    except SpectareError as exc:
+        _exit_with(name, exc)
+    run_service(name, lambda ctx: body(ctx, section))
+
+
+def _exit_with(name: str, exc: SpectareError) -> NoReturn:
+    print(f"spectare-{name}: error: {redact(str(exc))}", file=sys.stderr)
+    sys.exit(1)
+
+
 def run_service(name: str, body: Callable[[ServiceContext], Awaitable[None]]) -> None:
     try:
         settings = load_settings()
     except SpectareError as exc:
-        print(f"spectare-{name}: error: {redact(str(exc))}", file=sys.stderr)
-        sys.exit(1)
+        _exit_with(name, exc)
     setup_logging(settings.log_level, name)
     try:
         start_metrics(name, settings.metrics_port, settings.metrics_host)
