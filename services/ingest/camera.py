@@ -19,9 +19,12 @@ from spectare.core.leases import Lease
 from spectare.core.redact import redact
 from spectare.schemas import CameraConfig, Keyframe, Packet, PacketGroup, StreamInfo, VideoTrack
 
+from .media import Source, SourceEnded, SourceInfo
 from .publisher import OrderedPublisher, PublishFailed
+from .rtp import UnsupportedStream
+from .rtsp import RtspSource
 from .settings import IngestSettings
-from .source import CameraSource, SourceEnded, SourceInfo
+from .source import FfmpegSource
 from .timing import SessionClock
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,7 @@ class CameraIngest:
         self.config = config
         self.lease = lease
         self.counters = counters
+        self.ffmpeg_reason: str | None = None  # why Spectare's RTSP client handed this camera to FFmpeg
 
     @property
     def camera(self) -> str:
@@ -53,8 +57,7 @@ class CameraIngest:
             session = f"{self.lease.token:x}-{attempt:x}"
             attempt += 1
             try:
-                source = await CameraSource.open(self.config.url, self.ingest.open_timeout_s,
-                                                 self.ingest.read_timeout_s, self.ingest.probe_size)
+                source = await self._open()
             except UnreachableError as exc:
                 self.counters["connect_errors"] += 1
                 delay = backoff.next_delay()
@@ -73,6 +76,9 @@ class CameraIngest:
             except (SourceEnded, PublishFailed) as exc:
                 self.counters["sessions_ended"] += 1
                 log.warning("camera %s: session %s ended: %s; reconnecting", self.camera, session, redact(str(exc)))
+            except UnsupportedStream as exc:
+                self.counters["sessions_ended"] += 1
+                self._hand_to_ffmpeg(exc)
             finally:
                 await source.close()
             if time.monotonic() - started >= HEALTHY_SESSION_S:
@@ -80,7 +86,22 @@ class CameraIngest:
             self.counters["reconnects"] += 1
             await asyncio.sleep(backoff.next_delay())
 
-    async def _stream(self, source: CameraSource, session: str) -> None:
+    async def _open(self) -> Source:
+        url, ingest = self.config.url, self.ingest
+        if ingest.rtsp_client == "spectare" and url.startswith("rtsp://") and self.ffmpeg_reason is None:
+            try:
+                return await RtspSource.open(url, ingest.open_timeout_s, ingest.read_timeout_s, ingest.read_interval_s)
+            except UnsupportedStream as exc:
+                self._hand_to_ffmpeg(exc)
+        return await FfmpegSource.open(url, ingest.open_timeout_s, ingest.read_timeout_s, ingest.probe_size)
+
+    def _hand_to_ffmpeg(self, exc: UnsupportedStream) -> None:
+        self.ffmpeg_reason = str(exc)
+        self.counters["ffmpeg_fallbacks"] += 1
+        log.info("camera %s: Spectare's RTSP client does not read %s; reading this camera with FFmpeg",
+                 self.camera, exc)
+
+    async def _stream(self, source: Source, session: str) -> None:
         info = source.info
         if info.audio:
             log.info("camera %s: audio track (%s) is not recorded; video only", self.camera, info.audio)

@@ -1,6 +1,6 @@
 """Ingest settings: `[ingest]` in the config file, `SPECTARE_INGEST__<FIELD>` in the environment."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -51,6 +51,16 @@ class IngestSettings(SectionSettings):
     info_repeat_s: Annotated[float, Field(ge=1, le=600)] = Field(
         default=60.0, description="StreamInfo is published again this often, well inside the packet buffer's age"
     )
+    rtsp_client: Literal["spectare", "ffmpeg"] = Field(
+        default="spectare",
+        description="who reads rtsp:// cameras: 'spectare' (its own client: RTP over TCP, H.264/H.265, a fraction of "
+        "FFmpeg's CPU; a stream it cannot read goes to FFmpeg by itself) or 'ffmpeg' (FFmpeg's, via PyAV) for all",
+    )
+    read_interval_s: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.1,
+        description="Spectare's RTSP client reads a camera's socket at most this often, taking all that arrived: "
+        "fewer, larger reads cost far less CPU, for at most this much delay",
+    )
     probe_size: Annotated[int, Field(ge=2048, le=50_000_000)] = Field(
-        default=32768, description="bytes FFmpeg reads to find the stream format (small = fast connect)"
+        default=32768, description="bytes FFmpeg reads to find the stream format (small = fast connect; FFmpeg client)"
     )

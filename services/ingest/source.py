@@ -1,4 +1,7 @@
-"""One RTSP connection read with PyAV in a thread of its own: demux only, never decode.
+"""One camera read with PyAV (FFmpeg) in a thread of its own: demux only, never decode.
+
+Used for what Spectare's own RTSP client (rtsp.py) does not read: other URL schemes, and streams it
+hands back as unsupported.
 
 The reader thread hands packets to the event loop through a bounded queue, so a slow publisher
 slows reading (TCP back-pressure to the camera) instead of growing memory.
@@ -9,7 +12,6 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from fractions import Fraction
 
 import av
@@ -17,31 +19,14 @@ import av
 from spectare.core.errors import UnreachableError
 from spectare.core.redact import redact
 
+from .media import VIDEO_CODECS, SourceEnded, SourceInfo
 from .timing import RawPacket
 
 log = logging.getLogger(__name__)
 
-# Codecs whose packets Spectare records and remuxes into MP4 chunks.
-VIDEO_CODECS = ("h264", "hevc")
 
-
-@dataclass(frozen=True)
-class SourceInfo:
-    codec: str
-    width: int
-    height: int
-    time_base: Fraction
-    extradata: bytes
-    fps: float | None
-    audio: str | None  # codec name of an audio track that is not recorded, if any
-
-
-class SourceEnded(Exception):
-    """The camera closed the stream or stopped sending (read timeout)."""
-
-
-class CameraSource:
-    """Open with `await CameraSource.open(...)`, then `await source.next()` per packet."""
+class FfmpegSource:
+    """Open with `await FfmpegSource.open(...)`, then `await source.next()` per packet."""
 
     def __init__(self, container: av.container.InputContainer, info: SourceInfo, queue_size: int = 64) -> None:
         self.container = container
@@ -57,7 +42,7 @@ class CameraSource:
         self._thread.start()
 
     @classmethod
-    async def open(cls, url: str, open_timeout_s: float, read_timeout_s: float, probe_size: int) -> "CameraSource":
+    async def open(cls, url: str, open_timeout_s: float, read_timeout_s: float, probe_size: int) -> "FfmpegSource":
         container = await asyncio.to_thread(_open, url, open_timeout_s, read_timeout_s, probe_size)
         try:
             info = _describe(container, url)
