@@ -14,10 +14,13 @@ import pytest
 
 from spectare.core.leases import LeaseTable
 from spectare.core.registry import CameraRegistry
+from spectare.ingest.rtsp import RtspSource
+from spectare.ingest.source import FfmpegSource
 from spectare.local.testcam import RtspTestCamera
 from spectare.schemas import CameraConfig, Keyframe, Packet, PacketGroup, StreamInfo
 
 from .helpers import ServiceProcess, eventually
+from .rtsp_camera import b_frame_camera
 
 SECRET = "cam-Secret-77"
 
@@ -230,4 +233,45 @@ async def test_wrong_credentials_are_one_clear_line_and_a_fix_takes_effect_live(
     assert "rtsp://admin:***@127.0.0.1" in refusals[0]
     assert "refused the credentials (401 Unauthorized)" in refusals[0]
     assert SECRET not in ingest.log and "not-the-Password" not in ingest.log
+    await tap.sub.unsubscribe()
+
+
+async def read_packets(source, count: int) -> list:
+    try:
+        return [await source.next() for _ in range(count)]
+    finally:
+        await source.close()
+
+
+async def test_spectare_and_ffmpeg_rtsp_clients_hand_out_the_same_packets(rtsp_camera):
+    url = rtsp_camera.url("cam1")  # each client gets the clip from its first frame
+    ours = await RtspSource.open(url, 5, 5, 0.1)
+    theirs = await FfmpegSource.open(url, 5, 5, 32768)
+    assert (ours.info.codec, ours.info.width, ours.info.height) == (theirs.info.codec, 640, 360)
+    assert ours.info.extradata == theirs.info.extradata and ours.info.time_base == theirs.info.time_base
+    assert ours.info.fps == pytest.approx(15.0)
+    mine, ffmpegs = await asyncio.gather(read_packets(ours, 45), read_packets(theirs, 45))
+    assert [p.data for p in mine] == [p.data for p in ffmpegs]
+    assert [p.keyframe for p in mine] == [p.keyframe for p in ffmpegs] and sum(p.keyframe for p in mine) == 3
+    timed = [(a.pts, b.pts) for a, b in zip(mine, ffmpegs, strict=True) if b.pts is not None]  # FFmpeg's first lack pts
+    assert len(timed) >= 40
+    assert [a - timed[0][0] for a, _ in timed] == [b - timed[0][1] for _, b in timed]
+
+
+
+async def test_camera_with_b_frames_is_handed_to_ffmpeg_and_recorded(js, settings, tmp_path):
+    camera = await b_frame_camera(tmp_path)
+    tap = await MediaTap(js, settings).start()
+    await register(js, settings, "lobby", camera.url())
+    ingest = ServiceProcess("ingest", settings, tmp_path / "ingest.log", SPECTARE_INGEST__RECONNECT_MAX_S="1").start()
+    try:
+        await eventually(lambda: "reading this camera with FFmpeg" in ingest.log, 20, what="the hand-over")
+        await eventually(lambda: len(tap.packets["lobby"]) >= 45, 30, what="recording through FFmpeg")
+    finally:
+        ingest.stop()
+        await camera.stop()
+    assert "does not read reordered RTP timestamps (B-frames)" in ingest.log
+    last = list(tap.sessions("lobby").values())[-1]
+    assert [p.dts for p in last] == sorted(p.dts for p in last)
+    assert any(p.pts != p.dts for p in last), "B-frames keep their presentation times"
     await tap.sub.unsubscribe()

@@ -7,18 +7,22 @@ by an independent packetizer written from RFC 6184 / RFC 7798, in every packetiz
 import base64
 import hashlib
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import pytest
 
+from spectare.core.errors import UnreachableError
 from spectare.ingest import sdp
 from spectare.ingest.paramsets import ParameterSetError, annexb, geometry, split_annexb, sprop_nals
 from spectare.ingest.rtp import Depacketizer, InterleavedReader, UnsupportedStream
-from spectare.ingest.rtsp import Challenge, authorization, choose_challenge, parse_challenges
+from spectare.ingest.rtsp import Challenge, RtspSource, authorization, choose_challenge, parse_challenges
 from spectare.local.testcam import _ffmpeg
 
 from .media import source_video
+from .rtp_packets import interleave, nals_of, packetize
+from .rtsp_camera import ScriptedRtspCamera, b_frame_camera, is_parameter_set
 
 # -- real encoder output ---------------------------------------------------------------------------
 
@@ -51,77 +55,6 @@ def clips(tmp_path_factory) -> dict[str, Path]:
         "hevc-1080p": encode(tmp, "hevc", 1920, 1080),
         "hevc-odd": encode(tmp, "hevc", 704, 578),
     }
-
-
-# -- an independent packetizer -------------------------------------------------------------------------
-
-def nals_of(unit: bytes) -> list[bytes]:
-    return split_annexb(unit)
-
-
-def packetize(codec: str, units: list[bytes], mtu: int, aggregate: bool, ts0: int = 1000, step: int = 6000,
-              seq0: int = 0) -> list[tuple[bytes, int, bool, int]]:
-    """RTP payloads (payload, timestamp, marker, seq) for access units, as a camera would send them."""
-    header = 2 if codec == "hevc" else 1
-    out, seq = [], seq0
-    for i, unit in enumerate(units):
-        ts = (ts0 + i * step) & 0xFFFFFFFF
-        payloads: list[bytes] = []
-        small: list[bytes] = []  # NAL units waiting to share one packet
-
-        for nal in nals_of(unit):
-            if len(nal) <= mtu:
-                if aggregate and sum(len(n) + 2 for n in small) + len(nal) + 2 + header <= mtu:
-                    small.append(nal)
-                    continue
-                payloads += aggregated(codec, small)
-                small = []
-                if aggregate:
-                    small.append(nal)
-                else:
-                    payloads.append(nal)
-                continue
-            payloads += aggregated(codec, small)
-            small = []
-            body = nal[header:]
-            pieces = [body[j:j + mtu] for j in range(0, len(body), mtu)]
-            for k, piece in enumerate(pieces):
-                s_bit, e_bit = 0x80 if k == 0 else 0, 0x40 if k == len(pieces) - 1 else 0
-                if codec == "hevc":
-                    kind = (nal[0] >> 1) & 0x3F
-                    fu = bytes(((nal[0] & 0x81) | (49 << 1), nal[1], s_bit | e_bit | kind))
-                else:
-                    fu = bytes(((nal[0] & 0xE0) | 28, s_bit | e_bit | (nal[0] & 0x1F)))
-                payloads.append(fu + piece)
-        payloads += aggregated(codec, small)
-        for k, payload in enumerate(payloads):
-            out.append((payload, ts, k == len(payloads) - 1, seq & 0xFFFF))
-            seq += 1
-    return out
-
-
-def aggregated(codec: str, nals: list[bytes]) -> list[bytes]:
-    """One packet for NAL units that share it: a single NAL unit as it is, several in a STAP-A / AP."""
-    if len(nals) <= 1:
-        return list(nals)
-    sizes = b"".join(len(n).to_bytes(2, "big") + n for n in nals)
-    if codec == "hevc":
-        return [bytes((48 << 1, nals[0][1])) + sizes]
-    return [bytes((max(n[0] & 0x60 for n in nals) | 24,)) + sizes]
-
-
-def interleave(packets, payload_type: int = 96, channel: int = 0, padding: int = 0, csrc: int = 0,
-               extension: bytes = b"") -> bytes:
-    frames = []
-    for payload, ts, marker, seq in packets:
-        first = 0x80 | (0x20 if padding else 0) | (0x10 if extension else 0) | csrc
-        rtp = bytes((first, (0x80 if marker else 0) | payload_type)) + seq.to_bytes(2, "big") + ts.to_bytes(4, "big")
-        rtp += b"\x12\x34\x56\x78" + b"\x00\x00\x00\x01" * csrc
-        if extension:
-            rtp += b"\xbe\xde" + (len(extension) // 4).to_bytes(2, "big") + extension
-        rtp += payload + (b"\x00" * (padding - 1) + bytes((padding,)) if padding else b"")
-        frames.append(b"$" + bytes((channel,)) + len(rtp).to_bytes(2, "big") + rtp)
-    return b"".join(frames)
 
 
 def depacketize(codec: str, stream: bytes, feed_size: int | None = None) -> list:
@@ -318,3 +251,55 @@ def test_digest_without_qop_and_basic():
 def test_digest_is_preferred_over_basic(headers, scheme):
     chosen = choose_challenge(parse_challenges(headers))
     assert (chosen.scheme if chosen else None) == scheme
+
+
+# -- the client against a scripted camera (H.265, Digest, in-band parameter sets, B-frames) -----------------
+
+async def read_units(url: str, count: int) -> tuple:
+    source = await RtspSource.open(url, 5, 5, 0.05)
+    try:
+        return source.info, [await source.next() for _ in range(count)]
+    finally:
+        await source.close()
+
+
+@pytest.mark.parametrize(("clip", "sprop"), [("hevc-1080p", True), ("hevc-odd", False), ("h264-odd-crop", False)])
+async def test_scripted_camera_is_read_with_or_without_sdp_parameter_sets(clips, clip, sprop):
+    codec = "hevc" if clip.startswith("hevc") else "h264"
+    units, width, height = access_units(clips[clip])
+    camera = await ScriptedRtspCamera(codec, [u for u, _ in units], 30, sprop=sprop).start()
+    try:
+        info, packets = await read_units(camera.url(), len(units) + 3)
+    finally:
+        await camera.stop()
+    assert (info.codec, info.width, info.height, info.audio) == (codec, width, height, "pcm_mulaw")
+    assert info.time_base == Fraction(1, 90000)
+    assert split_annexb(info.extradata) == [n for n in nals_of(units[0][0]) if is_parameter_set(codec, n)]
+    expected = [as_annexb(u) for u, _ in units]
+    assert [p.data for p in packets] == (expected + expected)[:len(packets)], "looped once, unit for unit"
+    assert [p.keyframe for p in packets][:len(units)] == [k for _, k in units]
+    assert [p.pts for p in packets] == [i * 3000 for i in range(len(packets))]
+
+
+async def test_digest_camera_opens_with_the_right_password_only(clips):
+    units, _, _ = access_units(clips["h264-360p-baseline"])
+    camera = await ScriptedRtspCamera("h264", [u for u, _ in units], 30, digest=("admin", "s3cret!")).start()
+    try:
+        _, packets = await read_units(camera.url("admin:s3cret%21"), 3)  # percent-encoded in the URL
+        assert len(packets) == 3
+        for credentials, refusal in (("admin:wrong-Pass", "refused the credentials"), ("", "wants credentials")):
+            with pytest.raises(UnreachableError) as failure:
+                await read_units(camera.url(credentials), 1)
+            assert f"the camera {refusal} (401 Unauthorized)" in str(failure.value)
+            assert "wrong-Pass" not in str(failure.value)
+    finally:
+        await camera.stop()
+
+
+async def test_reordered_timestamps_are_handed_back(tmp_path):
+    camera = await b_frame_camera(tmp_path)
+    try:
+        with pytest.raises(UnsupportedStream, match="B-frames"):
+            await read_units(camera.url(), len(camera.units))
+    finally:
+        await camera.stop()
