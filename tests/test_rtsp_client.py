@@ -4,6 +4,7 @@ Access units come from real encoders (libx264, libx265 through ffmpeg); the RTP 
 by an independent packetizer written from RFC 6184 / RFC 7798, in every packetization the client reads.
 """
 
+import asyncio
 import base64
 import hashlib
 import subprocess
@@ -303,3 +304,17 @@ async def test_reordered_timestamps_are_handed_back(tmp_path):
             await read_units(camera.url(), len(camera.units))
     finally:
         await camera.stop()
+
+
+async def test_keep_alives_hold_the_session_and_teardown_ends_it(clips):
+    units, _, _ = access_units(clips["h264-360p-baseline"])
+    camera = await ScriptedRtspCamera("h264", [u for u, _ in units], 30).start()  # session timeout 4 s
+    try:
+        _, packets = await read_units(camera.url(), 5 * 30)  # five seconds
+        await asyncio.sleep(0.2)
+    finally:
+        await camera.stop()
+    assert len(packets) == 150
+    assert camera.requests[:4] == ["OPTIONS", "DESCRIBE", "SETUP", "PLAY"]
+    assert camera.requests.count("GET_PARAMETER") >= 2, camera.requests  # every timeout / 2
+    assert camera.requests[-1] == "TEARDOWN"

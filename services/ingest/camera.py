@@ -81,6 +81,7 @@ class CameraIngest:
                 self._hand_to_ffmpeg(exc)
             finally:
                 await source.close()
+                self.counters.update(source.losses())
             if time.monotonic() - started >= HEALTHY_SESSION_S:
                 backoff.reset()
             self.counters["reconnects"] += 1

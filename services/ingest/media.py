@@ -34,3 +34,6 @@ class Source(Protocol):
         """The next video packet; raises SourceEnded when the connection is over."""
 
     async def close(self) -> None: ...
+
+    def losses(self) -> dict[str, int]:
+        """What the connection lost on the way (counter name -> count), added to ingest's tallies."""

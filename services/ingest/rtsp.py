@@ -360,6 +360,10 @@ class RtspSource:
             await self._read()
         return self._ready.popleft()
 
+    def losses(self) -> dict[str, int]:
+        stats = self.reader.depacketizer.stats
+        return {"rtp_packets_lost": stats.lost_packets, "nal_units_dropped": stats.dropped_nals}
+
     async def close(self) -> None:
         try:
             self.conn.sock.send(self.conn.request_bytes("TEARDOWN", self.conn.url, {}))  # best effort, no wait

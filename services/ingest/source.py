@@ -102,6 +102,9 @@ class FfmpegSource:
             raise item
         return item
 
+    def losses(self) -> dict[str, int]:
+        return {}  # FFmpeg conceals them
+
     async def close(self) -> None:
         self._closed.set()
         await asyncio.to_thread(self._thread.join, 5)
