@@ -43,7 +43,9 @@ class IngestSettings(SectionSettings):
         default=60.0, description="how long one message is retried before the session is given up"
     )
     group_max_s: Annotated[float, Field(ge=0, le=5)] = Field(
-        default=0.25, description="packets wait at most this long to travel together in one message (0: one each)"
+        default=1.0,
+        description="packets wait at most this long to travel together in one message (0: one each); a keyframe "
+        "always sends the group before it, so chunks (cut at keyframes) never wait for this",
     )
     group_max_bytes: Annotated[int, Field(ge=1, le=4 * 1024 * 1024)] = Field(
         default=2 * 1024 * 1024, description="a packet group is sent once it holds this many bytes"
