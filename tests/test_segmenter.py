@@ -20,7 +20,7 @@ from spectare.core.registry import CameraRegistry
 from spectare.core.store import s3_client
 from spectare.local.servers import S3Credentials, SeaweedS3
 from spectare.schemas import CameraConfig, Gap, Message, Packet, Segment, StreamInfo, decode_one_of
-from spectare.segmenter.consumer import InfoLookup, consumer_name
+from spectare.segmenter.consumer import InfoLookup, Puller, consumer_name, open_consumer
 from spectare.segmenter.settings import SegmenterSettings, load_segmenter_settings
 
 from .helpers import ServiceProcess, settings_for
@@ -387,6 +387,82 @@ async def test_info_lookup_finds_the_stream_info_of_an_older_session(js, setting
     assert (await lookup.find("s1", 10**9)).started_at == anchor
     assert await lookup.find("s2", 2) is None, "only infos published before the packet count"
     assert await lookup.find("nope", 10**9) is None
+
+
+# -- reading the consumer -------------------------------------------------------------------------
+
+async def open_puller(js, settings: Settings, **options) -> Puller:
+    await open_consumer(js, settings, SegmenterSettings(), CAM, None)
+    puller = Puller(js._nc, js, settings.names.media_stream, consumer_name(CAM),
+                    **{"batch": 256, "expires_s": 5.0, **options})
+    await puller.start()
+    return puller
+
+
+async def take(puller: Puller, count: int, timeout: float = 10.0) -> list[int]:
+    """Seqs of the next `count` packets, pulled as the segmenter does (a request open, what arrived taken)."""
+    loop = asyncio.get_running_loop()
+    seqs: list[int] = []
+    deadline = loop.time() + timeout
+    while len(seqs) < count and loop.time() < deadline:
+        await puller.pull()
+        await puller.wait(loop.time() + 0.05)
+        seqs += [Packet.decode(msg.data).seq for msg in puller.take()]
+    return seqs
+
+
+async def test_puller_streams_messages_through_long_lived_pull_requests(js, settings, clip):
+    """What is stored while a pull request is open arrives without another request; an expired request (408)
+    is followed by the next; a backlog larger than a request's batch comes in full requests, in order."""
+    packets = clip.session_packets(CAM, "s1", time.time())[:48]
+    puller = await open_puller(js, settings, batch=10, expires_s=1.0)
+    try:
+        await publish(js, settings, packets[:3])
+        assert await take(puller, 3) == [0, 1, 2]
+        await publish(js, settings, packets[3:6])
+        assert await take(puller, 3) == [3, 4, 5]
+        assert puller.requests == 1, "one request carried every message"
+        await asyncio.sleep(1.5)  # the request expires
+        await publish(js, settings, packets[6:8])
+        assert await take(puller, 2) == [6, 7]
+        assert puller.requests == 2
+        await publish(js, settings, packets[8:48])  # the open request takes 8 more, then it is full
+        await puller.pull()
+        await puller.wait(asyncio.get_running_loop().time() + 5)
+        assert puller.backlog, "a full request ends at once and says more is waiting"
+        assert [Packet.decode(msg.data).seq for msg in puller.take()] == list(range(8, 26))
+        assert await take(puller, 22) == list(range(26, 48))
+        assert puller.requests == 6
+    finally:
+        await puller.close()
+
+
+async def test_puller_grows_its_byte_limit_for_a_large_message(js, settings, clip):
+    packet = max(clip.session_packets(CAM, "s1", time.time())[:30], key=lambda p: len(p.data))
+    puller = await open_puller(js, settings, max_bytes=1000)
+    try:
+        await publish(js, settings, [packet])
+        assert await take(puller, 1) == [packet.seq]
+        assert puller.max_bytes >= len(packet.data)
+    finally:
+        await puller.close()
+
+
+async def test_puller_reports_a_deleted_consumer(js, settings):
+    names = settings.names
+    loop = asyncio.get_running_loop()
+    puller = await open_puller(js, settings)
+    try:
+        await puller.pull()
+        await js._nc.flush()  # the request is open at the server
+        await js.delete_consumer(names.media_stream, consumer_name(CAM))
+        await puller.wait(loop.time() + 5)
+        assert puller.refused is not None and puller.refused.startswith("409")
+        await puller.pull()  # no consumer to answer
+        await puller.wait(loop.time() + 5)
+        assert puller.refused is not None and puller.refused.startswith("503")
+    finally:
+        await puller.close()
 
 
 # -- settings -------------------------------------------------------------------------------------

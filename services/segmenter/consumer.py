@@ -9,15 +9,27 @@ after a kill -9 everything not acked is delivered again at once, instead of afte
 settings changes (ack_wait, max_ack_pending) take effect. A camera without a consumer starts at the
 beginning of the buffer, or, when footage of it is already stored, a little before that footage
 ends (the chunker skips what is stored).
+
+The consumer is read by a `Puller`: one long-lived pull request at a time (up to fetch_batch
+messages, PULL_MAX_BYTES, fetch_timeout_s), so messages flow as they are stored instead of one
+request, round trip, status reply and timer per batch (that machinery cost more CPU than the
+packets themselves).
 """
 
+import asyncio
+import json
 import logging
+import time
 from datetime import UTC, datetime
 
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header
 from nats.js.errors import NotFoundError
 
+from spectare.core.bus import MAX_MESSAGE_BYTES
 from spectare.core.config import Settings
 from spectare.core.errors import SchemaError
 from spectare.schemas import Gap, Segment, StreamInfo, decode_one_of
@@ -56,7 +68,7 @@ async def read_footage_end(js: JetStreamContext, settings: Settings, camera: str
 
 
 async def open_consumer(js: JetStreamContext, settings: Settings, seg: SegmenterSettings, camera: str,
-                        tail: Tail | None) -> JetStreamContext.PullSubscription:
+                        tail: Tail | None) -> None:
     names = settings.names
     stream, durable = names.media_stream, consumer_name(camera)
     config = ConsumerConfig(
@@ -86,7 +98,133 @@ async def open_consumer(js: JetStreamContext, settings: Settings, seg: Segmenter
         config.deliver_policy = DeliverPolicy.ALL
         log.info("camera %s: new camera, recording from the start of the buffer", camera)
     await js.add_consumer(stream, config)
-    return await js.pull_subscribe_bind(durable=durable, stream=stream)
+
+
+# Bytes one pull request may deliver: bounds what waits in memory between two takes (a catching-up camera),
+# and always fits one message of the largest size the bus allows (the server ends a request with 409 when
+# the next message does not fit; a message that never fits doubles it).
+PULL_MAX_BYTES = 2 * MAX_MESSAGE_BYTES
+# How long past its expiry a pull request's end may take to arrive before it counts as lost.
+PULL_GRACE_S = 1.0
+
+
+class Puller:
+    """Reads one durable pull consumer through long-lived pull requests, one open at a time.
+
+    Messages are delivered into a private inbox as they are stored and wait in a list until `take()`; a
+    request ends when it delivered `batch` messages or `max_bytes` (then more are probably waiting: `backlog`),
+    when it expires (status 408), when the connection was re-established (it may have been lost), or when the
+    server refuses it (`refused` holds the status, e.g. 409 Consumer Deleted; 503 when there is no consumer).
+    A request that ended with its last message is confirmed by a 409 Batch Completed, which is not a refusal.
+    `pull()` opens the next one. Status replies and heartbeats never reach the caller.
+    """
+
+    def __init__(self, nc: NATS, js: JetStreamContext, stream: str, durable: str, batch: int, expires_s: float,
+                 max_bytes: int = PULL_MAX_BYTES) -> None:
+        self._nc = nc
+        prefix = getattr(js, "_prefix", None) or "$JS.API"  # nats-py's own pull subscriptions use the same
+        self._subject = f"{prefix}.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self.batch, self.expires_s, self.max_bytes = batch, expires_s, max_bytes
+        self._inbox = ""
+        self._sub: Subscription | None = None
+        self._msgs: list[Msg] = []
+        self._open = False  # a pull request is open at the server
+        self._left = 0  # messages the open request may still deliver
+        self._delivered = 0  # messages the open request delivered
+        self._deadline = 0.0  # monotonic time after which the open request counts as lost
+        self._reconnects = 0
+        self._counted_full = 0  # requests ended by count whose 409 Batch Completed has not come yet
+        self._waiter: asyncio.Future[None] | None = None
+        self._wake_on_message = False
+        self.backlog = False  # the last request ended full: more messages are probably waiting
+        self.refused: str | None = None  # the status the server refused the last request with
+        self.requests = 0
+
+    async def start(self) -> None:
+        self._inbox = self._nc.new_inbox()
+        # Limits far above what one request delivers (max_bytes), so the client never drops a message.
+        self._sub = await self._nc.subscribe(self._inbox, cb=self._on_msg, pending_msgs_limit=1_000_000,
+                                             pending_bytes_limit=max(8 * self.max_bytes, 256 * 1024 * 1024))
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            sub, self._sub = self._sub, None
+            await sub.unsubscribe()
+
+    async def pull(self) -> None:
+        """Open a pull request unless one is open (one whose end did not come in time, or that was open when
+        the connection dropped, counts as ended)."""
+        reconnects = self._nc.stats["reconnects"]
+        if self._open and time.monotonic() < self._deadline and reconnects == self._reconnects:
+            return
+        request = {"batch": self.batch, "expires": int(self.expires_s * 1e9), "max_bytes": self.max_bytes}
+        await self._nc.publish(self._subject, json.dumps(request).encode(), reply=self._inbox)
+        self._reconnects = reconnects
+        self._open, self._left, self._delivered = True, self.batch, 0
+        self._deadline = time.monotonic() + self.expires_s + PULL_GRACE_S
+        self.backlog, self.refused = False, None
+        self.requests += 1
+
+    def take(self) -> list[Msg]:
+        """The messages delivered since the last call, in order."""
+        msgs, self._msgs = self._msgs, []
+        return msgs
+
+    async def wait(self, until: float, for_message: bool = False) -> None:
+        """Wait until the event loop's clock reads `until`, or less: until the open request ends (or,
+        `for_message`, a message arrives)."""
+        if not self._open or (for_message and self._msgs):
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        self._wake_on_message = for_message
+        timer = loop.call_at(until, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    async def _on_msg(self, msg: Msg) -> None:
+        headers = msg.headers
+        status = headers.get("Status") if headers else None
+        if status is None:
+            self._msgs.append(msg)
+            self._delivered += 1
+            self._left -= 1
+            if self._left <= 0:
+                self._counted_full += 1  # the server confirms it with a 409 Batch Completed
+                self._ended(backlog=True)
+            elif self._wake_on_message and self._waiter is not None:
+                _wake(self._waiter)
+        elif status == "100":
+            pass  # idle heartbeat (not asked for)
+        elif status in ("408", "404"):
+            self._ended(backlog=False)
+        elif status == "409" and "Batch Completed" in (headers.get(Header.DESCRIPTION) or ""):
+            if self._counted_full:  # the end of a request already counted full
+                self._counted_full -= 1
+            else:
+                self._ended(backlog=True)
+        elif status == "409" and "MaxBytes" in (headers.get(Header.DESCRIPTION) or ""):
+            if self._delivered == 0:  # the next message alone is larger than a request may carry
+                self.max_bytes *= 2
+                log.warning("a message on %s is larger than %d bytes; pull requests now carry up to %d",
+                            self._subject, self.max_bytes // 2, self.max_bytes)
+            self._ended(backlog=True)
+        else:
+            self.refused = f"{status} {headers.get(Header.DESCRIPTION) or ''}".strip()
+            self._ended(backlog=False)
+
+    def _ended(self, backlog: bool) -> None:
+        self._open, self.backlog = False, backlog
+        if self._waiter is not None:
+            _wake(self._waiter)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class InfoLookup:

@@ -3,22 +3,22 @@ into chunks, and hand chunks and gaps to the camera's in-order sink (remux, uplo
 
     python -m spectare.segmenter
 
-Per camera: one task fetches from the durable consumer in batches (a pull that finds the backlog
-drained is followed by the next only fetch_interval_s after it began, so one pull carries several
-frames) and feeds the chunker; one task (the sink) stores and acks what the chunker closes, strictly
-in order. Fetching goes on while an upload waits for S3, up to max_ack_pending un-acked messages
-(then JetStream holds delivery back, and waiting is not mistaken for a stalled camera).
+Per camera: one task reads the durable consumer (a long-lived pull request delivers messages as they
+are stored; the task takes what arrived every fetch_interval_s, so one wake-up carries several frames)
+and feeds the chunker; one task (the sink) stores and acks what the chunker closes, strictly in order.
+Reading goes on while an upload waits for S3, up to max_ack_pending un-acked messages (then JetStream
+holds delivery back, and waiting is not mistaken for a stalled camera).
 """
 
 import asyncio
 import contextlib
 import logging
+import math
 import time
 
 import nats.errors
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import NotFoundError
 
 from spectare.core.errors import SchemaError, SpectareError
 from spectare.core.leases import Lease
@@ -30,7 +30,7 @@ from spectare.core.worker import CameraWorker
 from spectare.schemas import CameraConfig, Packet, PacketGroup, StreamInfo, decode_one_of
 
 from .chunker import Action, Chunker, CloseChunk
-from .consumer import InfoLookup, consumer_name, open_consumer, read_footage_end
+from .consumer import InfoLookup, Puller, consumer_name, open_consumer, read_footage_end
 from .remux import Remuxer
 from .settings import SegmenterSettings
 from .sink import AckHandle, CameraStats, ChunkSink, Settle, Shared
@@ -55,7 +55,7 @@ class Segmenter:
         self.ctx = ctx
         self.seg = seg
         s3 = s3_client(ctx.settings.s3, timeout_s=seg.upload_timeout_s, retries=0)
-        self.shared = Shared(ctx.settings, seg, ctx.js, s3)
+        self.shared = Shared(ctx.settings, seg, ctx.js, s3, ctx.nc)
         self.stats: dict[str, CameraStats] = {}
         register_stats("segmenter", lambda: {camera: vars(stats) for camera, stats in list(self.stats.items())},
                        METRICS)
@@ -113,14 +113,17 @@ class CameraPipeline:
     async def run(self) -> None:
         js, settings = self.shared.js, self.shared.settings
         tail, open_gap = await read_footage_end(js, settings, self.camera)
-        sub = await open_consumer(js, settings, self.seg, self.camera, tail)
+        await open_consumer(js, settings, self.seg, self.camera, tail)
+        puller = Puller(self.shared.nc, js, settings.names.media_stream, consumer_name(self.camera),
+                        self.seg.fetch_batch, self.seg.fetch_timeout_s)
+        await puller.start()
         self.chunker = Chunker(self.camera, self.config.segment_seconds, self.seg.stall_timeout_s, time.monotonic(),
                                max_packets=self.seg.max_chunk_packets, tail=tail, open_gap=open_gap)
         log.info("camera %s: segmenting into %ds chunks", self.camera, self.config.segment_seconds)
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self.sink.run(), name=f"segmenter-sink:{self.camera}")
-                tasks.create_task(self._consume(sub), name=f"segmenter-fetch:{self.camera}")
+                tasks.create_task(self._consume(puller), name=f"segmenter-fetch:{self.camera}")
         except ExceptionGroup as group:  # one of the two failed (the other was cancelled): pass its error on
             error = group.exceptions[0]
             if not isinstance(error, SpectareError):
@@ -128,44 +131,46 @@ class CameraPipeline:
             raise error from None
         finally:
             with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+                await puller.close()
             self.remuxer.close()
             s = self.stats
             log.info("camera %s: stopped (%d chunks, %d bytes, %d gaps, %d garbage, %d upload retries, "
                      "remux %.1f ms/chunk)", self.camera, s.chunks, s.bytes, s.gaps, s.garbage, s.upload_retries,
                      1e3 * s.remux_seconds / max(s.chunks, 1))
 
-    async def _consume(self, sub: JetStreamContext.PullSubscription) -> None:
+    async def _consume(self, puller: Puller) -> None:
         assert self.chunker is not None
-        batch, timeout, interval = self.seg.fetch_batch, self.seg.fetch_timeout_s, self.seg.fetch_interval_s
+        interval = self.seg.fetch_interval_s
+        loop = asyncio.get_running_loop()
         while True:
-            began = time.monotonic()
             try:
-                msgs = await sub.fetch(batch, timeout=timeout)
-            except TimeoutError:  # nats' own, and the plain one fetch() also raises when its deadline passes
-                msgs = []
-            except (APIError, nats.errors.NoRespondersError) as exc:
-                # e.g. 409 while the server holds delivery back; a deleted consumer ends this camera's run and
-                # the worker restarts it (which recreates the consumer from what is stored).
-                if not await self._consumer_exists():
-                    raise SpectareError(f"camera {self.camera}: consumer deleted ({exc})") from None
-                msgs = []
-                await asyncio.sleep(timeout)
+                await puller.pull()  # a pull request open at the server (a new one if the last ended)
             except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-                    nats.errors.ConnectionDrainingError) as exc:
+                    nats.errors.ConnectionDrainingError, nats.errors.OutboundBufferLimitError) as exc:
                 self.log_once.warning("fetch", "camera %s: cannot fetch (%s); retrying", self.camera,
                                       type(exc).__name__)
                 await asyncio.sleep(1.0)
-                msgs = []
-            for msg in msgs:
+                continue
+            # Let a few messages gather rather than wake up for each one, and wake up on a clock shared by all
+            # cameras (a multiple of the interval): waking the process costs more CPU than the packets themselves
+            # (~0.2 ms here), and one wake-up then serves every camera. A request that fills up is taken at once.
+            now = loop.time()
+            if interval > 0:
+                await puller.wait((math.floor(now / interval) + 1) * interval)
+            else:
+                await puller.wait(now + min(self.seg.fetch_timeout_s, self.seg.stall_timeout_s / 4), for_message=True)
+            for msg in puller.take():
                 for action in await self._feed(msg):
                     self._hand_over(action)
-            now = time.monotonic()
-            self._after_batch(now)
-            if 0 < len(msgs) < batch and now - began < interval:
-                # The camera's backlog is drained: let a few more messages gather than ask for each one
-                # (a pull request per frame or two costs more CPU than the packets themselves).
-                await asyncio.sleep(interval - (now - began))
+            self._after_batch(time.monotonic())
+            if puller.refused is not None:
+                # e.g. 409 Leadership Change; a deleted consumer (409 Consumer Deleted, 503 no responders) ends this
+                # camera's run and the worker restarts it (which recreates the consumer from what is stored).
+                if not await self._consumer_exists():
+                    raise SpectareError(f"camera {self.camera}: consumer deleted ({puller.refused})") from None
+                self.log_once.warning("refused", "camera %s: pull request refused (%s); retrying", self.camera,
+                                      puller.refused)
+                await asyncio.sleep(min(1.0, self.seg.fetch_timeout_s))
 
     async def _consumer_exists(self) -> bool:
         names = self.shared.settings.names

@@ -26,13 +26,15 @@ class SegmenterSettings(SectionSettings):
     fetch_batch: Annotated[int, Field(ge=1, le=10_000)] = Field(
         default=256, description="messages asked for per pull request"
     )
-    fetch_timeout_s: Annotated[float, Field(ge=0.05, le=5)] = Field(
-        default=0.5, description="longest wait of one pull request; bounds chunk latency and stall resolution"
+    fetch_timeout_s: Annotated[float, Field(ge=0.05, le=60)] = Field(
+        default=5.0,
+        description="how long one pull request stays open at the server: messages flow through it as they are stored, "
+        "and the next one is sent when it ends (expired, full, or lost with the connection)",
     )
     fetch_interval_s: Annotated[float, Field(ge=0, le=1)] = Field(
         default=0.25,
-        description="after a pull request that returned fewer than fetch_batch messages, the next one waits until "
-        "this long after it began: fewer, fuller pulls (CPU) for at most this much more chunk latency",
+        description="how often the messages delivered meanwhile are taken (at once when a pull request fills up): "
+        "fewer, fuller wake-ups (CPU) for at most this much more chunk latency; 0 wakes up for every message",
     )
     ack_wait_s: Annotated[float, Field(ge=30, le=86_400)] = Field(
         default=900.0, description="JetStream redelivers a message not acked for this long (chunks ack late)"

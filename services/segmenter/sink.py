@@ -18,6 +18,7 @@ from typing import Any
 import nats.errors
 from minio import Minio
 from minio.error import S3Error
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
@@ -85,6 +86,7 @@ class Shared:
     seg: SegmenterSettings
     js: JetStreamContext
     s3: Minio
+    nc: NATS
     s3_outage: Outage = field(default_factory=lambda: Outage("S3 uploads"))
     nats_outage: Outage = field(default_factory=lambda: Outage("footage announcements on NATS"))
 
