@@ -21,7 +21,9 @@ from spectare.core.store import s3_client
 from spectare.local.servers import S3Credentials, SeaweedS3
 from spectare.schemas import CameraConfig, Gap, Message, Packet, Segment, StreamInfo, decode_one_of
 from spectare.segmenter.consumer import InfoLookup, Puller, consumer_name, open_consumer
+from spectare.segmenter.remux import Remuxer
 from spectare.segmenter.settings import SegmenterSettings, load_segmenter_settings
+from spectare.segmenter.sink import CameraStats, ChunkSink, Shared
 
 from .helpers import ServiceProcess, settings_for
 from .packets import Clip, check_mp4, load_clip
@@ -463,6 +465,19 @@ async def test_puller_reports_a_deleted_consumer(js, settings):
         assert puller.refused is not None and puller.refused.startswith("503")
     finally:
         await puller.close()
+
+
+# -- storing ----------------------------------------------------------------------------------------
+
+async def test_a_chunk_over_5_mib_is_stored_with_one_put(js, settings):
+    """The SDK would upload it in parts (four requests); a multipart object's ETag ends in -<parts>."""
+    s3 = s3_client(settings.s3)
+    sink = ChunkSink(CAM, Shared(settings, SegmenterSettings(), js, s3, js._nc), CameraStats(), Remuxer())
+    data = os.urandom(6 * 1024 * 1024)
+    await sink._upload("footage/big.mp4", data)
+    stat = s3.stat_object(settings.s3.bucket, "footage/big.mp4")
+    assert stat.size == len(data)
+    assert "-" not in stat.etag.strip('"')
 
 
 # -- settings -------------------------------------------------------------------------------------
