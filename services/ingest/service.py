@@ -4,6 +4,7 @@ import logging
 from collections import Counter, defaultdict
 
 from spectare.core.leases import Lease
+from spectare.core.memory import keep_large_blocks
 from spectare.core.metrics import register_stats
 from spectare.core.service import ServiceContext, run_section_service
 from spectare.core.worker import CameraWorker
@@ -38,4 +39,5 @@ async def serve(ctx: ServiceContext, ingest: IngestSettings) -> None:
 
 
 def main() -> None:
+    keep_large_blocks()  # every second each camera's packet group and keyframe are encoded into fresh buffers
     run_section_service("ingest", IngestSettings.load, serve)
