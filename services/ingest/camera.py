@@ -1,9 +1,10 @@
 """One camera, for as long as this worker holds its lease: connect, publish, reconnect.
 
 Every (re)connect is a new session `<lease token>-<attempt>` (both hex): StreamInfo first, then
-every packet on `cams.<cam>.packets`, in PacketGroups (a keyframe starts one; at most `group_max_s`
-of video each) with `Nats-Msg-Id: <cam>:<session>:<first seq>`, and every keyframe, self-contained,
-on `cams.<cam>.keyframes` with `Nats-Msg-Id: <cam>:<session>:<seq>`.
+every packet on `cams.<cam>.packets`, in PacketGroups (a keyframe travels alone and at once; the
+packets after it wait at most `group_max_s` to travel together) with
+`Nats-Msg-Id: <cam>:<session>:<first seq>`, and every keyframe, self-contained, on
+`cams.<cam>.keyframes` with `Nats-Msg-Id: <cam>:<session>:<seq>`.
 """
 
 import asyncio
@@ -128,11 +129,13 @@ class CameraIngest:
                                      duration=timed.duration, keyframe=timed.keyframe, wall_time=timed.wall_time,
                                      data=timed.data))
                     if timed.keyframe:
+                        # Alone and at once: a keyframe is what tells the segmenter that a chunk is complete.
+                        await group.send(publisher, packets_subject)
                         keyframe = Keyframe(camera=cam, session=session, seq=seq, wall_time=timed.wall_time,
                                             codec=info.codec, width=info.width, height=info.height,
                                             extradata=info.extradata, data=timed.data)
                         await publisher.publish(keyframes_subject, keyframe.encode(), f"{cam}:{session}:{seq}")
-                    if group.full():
+                    if group.packets and group.full():
                         await group.send(publisher, packets_subject)
                     self.counters["packets"] += 1
                     self.counters["bytes"] += len(timed.data)
