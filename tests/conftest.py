@@ -5,9 +5,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from minio.deleteobjects import DeleteObject
 
 from spectare.core.bus import connect, ensure_topology
 from spectare.core.config import Settings
+from spectare.core.store import s3_client
 from spectare.local.servers import NatsServer, S3Credentials, SeaweedS3
 from spectare.local.testcam import RtspTestCamera, make_test_clip
 
@@ -34,8 +36,25 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
 
 
 @pytest.fixture
-def settings(nats_server: NatsServer, s3_server: SeaweedS3, tmp_path: Path) -> Settings:
-    return settings_for(nats_server, s3_server, tmp_path / "state")
+def settings(nats_server: NatsServer, s3_server: SeaweedS3, tmp_path: Path) -> Iterator[Settings]:
+    settings = settings_for(nats_server, s3_server, tmp_path / "state")
+    yield settings
+    remove_bucket(settings)
+
+
+def remove_bucket(settings: Settings) -> None:
+    """Delete the test's bucket: SeaweedFS gives every bucket volumes of its own from a fixed number of
+    slots, so a long suite that keeps them all runs out ("no free volumes left") and S3 answers 500."""
+    client = s3_client(settings.s3, timeout_s=10, retries=0)
+    try:
+        if not client.bucket_exists(settings.s3.bucket):
+            return
+        names = (DeleteObject(o.object_name) for o in client.list_objects(settings.s3.bucket, recursive=True))
+        for _ in client.remove_objects(settings.s3.bucket, names):
+            pass
+        client.remove_bucket(settings.s3.bucket)
+    except Exception:  # noqa: BLE001 - best effort: a test that broke S3 must not also fail its teardown
+        pass
 
 
 @pytest.fixture
