@@ -94,22 +94,8 @@ class Depacketizer:
     def _h264(self, payload: memoryview) -> None:
         kind = payload[0] & 0x1F
         if kind == _H264_FU_A:
-            if len(payload) < 3:
-                return
-            fu = payload[1]
-            if fu & 0x80:  # start
-                self._fragment = [bytes(((payload[0] & 0xE0) | (fu & 0x1F),)), payload[2:]]
-            elif self._fragment is not None:
-                self._fragment.append(payload[2:])
-            else:  # a fragment whose start is gone
-                if fu & 0x40:
-                    self.stats.dropped_nals += 0 if self._orphans else 1
-                    self._orphans = False
-                return
-            if fu & 0x40:  # end
-                nal = b"".join(self._fragment)
-                self._fragment = None
-                self._nal(nal, fu & 0x1F)
+            if len(payload) >= 3:
+                self._fragment_unit(payload, payload[1], 2, payload[1] & 0x1F)
         elif kind == _H264_STAP_A:
             self._aggregate(payload, 1)
         elif 1 <= kind <= 23:
@@ -124,22 +110,7 @@ class Depacketizer:
             return
         kind = (payload[0] >> 1) & 0x3F
         if kind == _H265_FU:
-            fu = payload[2]
-            if fu & 0x80:
-                fu_type = fu & 0x3F
-                header = bytes(((payload[0] & 0x81) | (fu_type << 1), payload[1]))
-                self._fragment = [header, payload[3:]]
-            elif self._fragment is not None:
-                self._fragment.append(payload[3:])
-            else:  # a fragment whose start is gone
-                if fu & 0x40:
-                    self.stats.dropped_nals += 0 if self._orphans else 1
-                    self._orphans = False
-                return
-            if fu & 0x40:
-                nal = b"".join(self._fragment)
-                self._fragment = None
-                self._nal(nal, fu & 0x3F)
+            self._fragment_unit(payload, payload[2], 3, payload[2] & 0x3F)
         elif kind == _H265_AP:
             self._aggregate(payload, 2)
         elif kind < 48:
@@ -148,6 +119,26 @@ class Depacketizer:
             self.stats.dropped_nals += 1
 
     # -- common -----------------------------------------------------------------------------------
+
+    def _fragment_unit(self, payload: memoryview, fu: int, body_at: int, kind: int) -> None:
+        """One piece of a fragmented NAL unit (FU-A / FU); `fu` holds its start and end bits."""
+        if fu & 0x80:  # start: the NAL header is rebuilt from the payload header and the FU's type
+            if self.hevc:
+                header = bytes(((payload[0] & 0x81) | (kind << 1), payload[1]))
+            else:
+                header = bytes(((payload[0] & 0xE0) | kind,))
+            self._fragment = [header, payload[body_at:]]
+        elif self._fragment is not None:
+            self._fragment.append(payload[body_at:])
+        else:  # a fragment whose start is gone
+            if fu & 0x40:
+                self.stats.dropped_nals += 0 if self._orphans else 1
+                self._orphans = False
+            return
+        if fu & 0x40:  # end
+            nal = b"".join(self._fragment)
+            self._fragment = None
+            self._nal(nal, kind)
 
     def _aggregate(self, payload: memoryview, header: int) -> None:
         pos, end = header, len(payload)
