@@ -80,7 +80,7 @@ class SearchRequest(Message):
 
     @field_validator("camera")
     @classmethod
-    def _valid_camera(cls, value: str | None) -> str | None:  # replaces Message's: a search may name no camera
+    def _valid_camera(cls, value: str | None) -> str | None:  # type: ignore[override]  # a search may name no camera
         return None if value is None else camera_name(value)
 
     @field_validator("label")

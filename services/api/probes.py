@@ -28,10 +28,10 @@ from spectare.core.errors import SpectareError
 from spectare.core.footage import read_footage
 from spectare.core.redact import redact
 from spectare.core.store import endpoint_url, s3_client, s3_errors
-from spectare.schemas import Segment
+from spectare.schemas import Segment, parse_packets_id
 from spectare.schemas.names import Names
 
-from .rules import PacketSample, parse_msg_id
+from .rules import PacketSample
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,7 +78,7 @@ async def _scan(js: JetStreamContext, names: Names, policy: DeliverPolicy, since
     """Every message a headers-only consumer on `cams.*.packets` delivers under `policy`, without payloads."""
     config = ConsumerConfig(
         ack_policy=AckPolicy.NONE, deliver_policy=policy, headers_only=True, inactive_threshold=10.0,
-        opt_start_time=None if since is None else datetime.fromtimestamp(since, UTC).isoformat(),
+        opt_start_time=None if since is None else datetime.fromtimestamp(since, UTC),
         max_ack_pending=-1,
     )
     sub = await js.pull_subscribe(names.packets("*"), stream=names.media_stream, config=config)
@@ -105,12 +105,13 @@ async def _scan(js: JetStreamContext, names: Names, policy: DeliverPolicy, since
 def _sample(msg: Any, names: Names) -> PacketSample:
     headers = msg.headers or {}
     camera = names.parse(msg.subject).camera
-    parsed = parse_msg_id(headers.get("Nats-Msg-Id"))
+    parsed = parse_packets_id(headers.get("Nats-Msg-Id"))
     try:
         size = int(headers.get("Nats-Msg-Size", 0))
     except ValueError:
         size = 0
-    return PacketSample(camera, msg.metadata.timestamp.timestamp(), size, *(parsed or (None, None)))
+    session, first_seq = (None, None) if parsed is None else (parsed.session, parsed.first_seq)
+    return PacketSample(camera, msg.metadata.timestamp.timestamp(), size, session, first_seq)
 
 
 async def last_packets(js: JetStreamContext, names: Names) -> dict[str, float]:

@@ -146,8 +146,8 @@ class OpenCvYolo:
             [rows[:, 0] - rows[:, 2] / 2, rows[:, 1] - rows[:, 3] / 2, rows[:, 2], rows[:, 3]], axis=1
         ).astype(np.float64)
         scores, class_ids = scores.astype(np.float32), class_ids.astype(np.int32)
-        kept = cv2.dnn.NMSBoxesBatched(xywh, scores, class_ids, min_score, self.nms_iou)
-        kept = np.asarray(kept, dtype=np.int64).reshape(-1)
+        picked = cv2.dnn.NMSBoxesBatched(xywh, scores, class_ids, min_score, self.nms_iou)  # type: ignore[arg-type]
+        kept = np.asarray(picked, dtype=np.int64).reshape(-1)
         kept = kept[np.argsort(-scores[kept], kind="stable")]
         found = []
         for i in kept:
@@ -362,7 +362,7 @@ class UltralyticsYolo:
         return found
 
     def _predict(self, images: Sequence[np.ndarray], min_score: float) -> list[Any]:
-        return self._model.predict(
+        return list(self._model.predict(
             list(images),
             imgsz=self.input_size,
             conf=min_score,
@@ -370,7 +370,7 @@ class UltralyticsYolo:
             device=self.device,
             verbose=False,
             **self._precision,
-        )
+        ))
 
 
 def ultralytics_offline(config_dir: Path | None = None) -> None:

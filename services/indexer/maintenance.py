@@ -47,8 +47,9 @@ class Maintenance:
 
     async def start(self) -> list[asyncio.Task]:
         await self.write(lambda cur: cur.execute(QUEUE_DDL))
-        jobs = [("retention", self.ix.retention_interval_s, self.retention),
-                ("export", self.ix.export_interval_s, self.export)]
+        jobs: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = [
+            ("retention", self.ix.retention_interval_s, self.retention),
+            ("export", self.ix.export_interval_s, self.export)]
         return [asyncio.create_task(self._every(name, interval, job), name=f"indexer-{name}")
                 for name, interval, job in jobs if interval > 0]
 

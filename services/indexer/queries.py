@@ -38,7 +38,7 @@ from .incidents import (
     find_incidents,
 )
 from .settings import IndexerSettings
-from .tables import STREAM_TABLES
+from .tables import STREAM_TABLES, one_row
 
 
 def longest_chunk(cur: duckdb.DuckDBPyConnection) -> float:
@@ -173,21 +173,22 @@ class Reader:
         chunk = cur.execute(
             "SELECT key, bucket, start_time, end_time, bytes FROM chunks WHERE camera = $camera "
             "AND start_time <= $t AND $t < end_time ORDER BY start_time DESC, key LIMIT 1", params).fetchone()
-        answer = {"camera": req.camera, "time": req.time}
         if chunk is not None:
             key, bucket, start, end, size = chunk
-            return FootageAtResponse(**answer, found="chunk", chunk=self._chunk(req.camera, key, bucket, start, end,
-                                                                                size), offset=req.time - start)
+            return FootageAtResponse(camera=req.camera, time=req.time, found="chunk",
+                                     chunk=self._chunk(req.camera, key, bucket, start, end, size),
+                                     offset=req.time - start)
         gap = cur.execute(
             "SELECT start_time, end_time, reason FROM gaps WHERE camera = $camera AND start_time <= $t "
             "AND (end_time IS NULL OR $t < end_time) ORDER BY start_time DESC LIMIT 1", params).fetchone()
         if gap is not None:
-            return FootageAtResponse(**answer, found="gap", gap=GapRef(camera=req.camera, start=gap[0], end=gap[1],
-                                                                       reason=gap[2]))
-        before, after = cur.execute(
+            return FootageAtResponse(camera=req.camera, time=req.time, found="gap",
+                                     gap=GapRef(camera=req.camera, start=gap[0], end=gap[1], reason=gap[2]))
+        before, after = one_row(cur.execute(
             "SELECT (SELECT max(end_time) FROM chunks WHERE camera = $camera AND end_time <= $t), "
-            "(SELECT min(start_time) FROM chunks WHERE camera = $camera AND start_time > $t)", params).fetchone()
-        return FootageAtResponse(**answer, found="nothing", previous_end=before, next_start=after)
+            "(SELECT min(start_time) FROM chunks WHERE camera = $camera AND start_time > $t)", params))
+        return FootageAtResponse(camera=req.camera, time=req.time, found="nothing", previous_end=before,
+                                 next_start=after)
 
     def chunks(self, cur: duckdb.DuckDBPyConnection, req: ChunksRequest) -> ChunksResponse:
         self.require_camera(cur, req.camera)
@@ -209,12 +210,12 @@ class Reader:
     # -- status ----------------------------------------------------------------------------------------
 
     def status(self, cur: duckdb.DuckDBPyConnection, database: str) -> StatusResponse:
-        tables = {name: cur.execute(f"SELECT count(*) FROM {name}").fetchone()[0]  # noqa: S608 (fixed names)
+        tables = {name: one_row(cur.execute(f"SELECT count(*) FROM {name}"))[0]  # noqa: S608 (fixed names)
                   for name in ("cameras", *STREAM_TABLES)}
         streams = tuple(StreamProgress(stream=s, last_seq=q, messages=m, garbage=g) for s, q, m, g in cur.execute(
             "SELECT stream, last_seq, messages, garbage FROM progress ORDER BY stream").fetchall())
-        latest_chunk, latest_detection = cur.execute(
-            "SELECT (SELECT max(end_time) FROM chunks), (SELECT max(time) FROM detections)").fetchone()
+        latest_chunk, latest_detection = one_row(cur.execute(
+            "SELECT (SELECT max(end_time) FROM chunks), (SELECT max(time) FROM detections)"))
         return StatusResponse(database=database, tables=tables, streams=streams, latest_chunk_end=latest_chunk,
                               latest_detection=latest_detection)
 
@@ -222,9 +223,9 @@ class Reader:
 
     def require_camera(self, cur: duckdb.DuckDBPyConnection, camera: str) -> None:
         """CameraNotFound unless the camera is registered, was registered, or has anything indexed."""
-        known = cur.execute(
+        known = one_row(cur.execute(
             "SELECT EXISTS (SELECT 1 FROM cameras WHERE name = $c) OR EXISTS (SELECT 1 FROM chunks WHERE camera = $c)"
-            " OR EXISTS (SELECT 1 FROM detections WHERE camera = $c)", {"c": camera}).fetchone()[0]
+            " OR EXISTS (SELECT 1 FROM detections WHERE camera = $c)", {"c": camera}))[0]
         if not known:
             raise CameraNotFound(f"no camera named {camera!r} in the index; `spectare camera list` shows the "
                                  "registered ones")

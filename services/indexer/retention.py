@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import duckdb
@@ -239,8 +240,7 @@ class Sweeper:
                     objects.setdefault(bucket or self.default_bucket, []).append(DeleteObject(key))
             for bucket, keys in objects.items():
                 await asyncio.to_thread(self._remove_objects, bucket, keys)
-            await self.write(lambda cur, last=batch[-1][0]: cur.execute(
-                "DELETE FROM retention_queue WHERE rowid <= $last", {"last": last}))
+            await self.write(partial(_forget_queued, last=batch[-1][0]))
             done += len(batch)
 
     async def _delete_message(self, stream: str, seq: int) -> None:
@@ -258,3 +258,8 @@ class Sweeper:
         if failed:
             raise RuntimeError(f"S3 refused to delete {len(failed)} object(s), e.g. {failed[0].name}: "
                                f"{failed[0].code} {failed[0].message}")
+
+
+def _forget_queued(cur: duckdb.DuckDBPyConnection, last: int) -> None:
+    """Empty the retention queue up to row `last` (its objects and messages are deleted)."""
+    cur.execute("DELETE FROM retention_queue WHERE rowid <= $last", {"last": last})

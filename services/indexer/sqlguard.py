@@ -27,7 +27,7 @@ import duckdb
 from spectare.core.errors import SpectareError
 from spectare.schemas.queries import SqlResponse
 
-from .tables import first_line
+from .tables import first_line, one_row
 
 READ_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
 ALLOWED = "SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW or SUMMARIZE"
@@ -70,7 +70,7 @@ def writes_in(query: str) -> set[str]:
     with _parser_lock:  # an in-memory database used only to parse
         if _parser is None:
             _parser = duckdb.connect(config={"enable_external_access": False})
-        raw = _parser.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0]
+        raw = one_row(_parser.execute("SELECT json_serialize_sql(?)", [query]))[0]
     tree = json.loads(raw)
     if tree.get("error"):
         return {"UNSERIALIZABLE_NODE"}  # nothing reading is refused by the serializer (it takes every SELECT)

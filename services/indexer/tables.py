@@ -7,6 +7,7 @@ anti-joins only touch the time range of each batch (row groups outside it are sk
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -97,7 +98,8 @@ def open_database(path: Path, memory_limit: str | None = None) -> duckdb.DuckDBP
     pyarrow (`connection.execute(...).fetch_record_batch()`), not `COPY ... TO`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    config: dict[str, str | bool] = {"enable_external_access": False, "python_enable_replacements": False}
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "enable_external_access": False, "python_enable_replacements": False}
     if memory_limit:
         config["memory_limit"] = memory_limit
     try:
@@ -114,6 +116,14 @@ def open_database(path: Path, memory_limit: str | None = None) -> duckdb.DuckDBP
         raise ConfigError(f"index database {path} has schema v{row[0]}, this Spectare uses v{SCHEMA_VERSION}: "
                           "stop the indexer and delete the file to rebuild it from the streams")
     return con
+
+
+def one_row(cur: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """The row of a query that always answers one (an aggregate, EXISTS)."""
+    row = cur.fetchone()
+    if row is None:
+        raise RuntimeError("a one-row query answered no row")
+    return row
 
 
 def first_line(exc: BaseException) -> str:

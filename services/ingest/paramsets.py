@@ -29,7 +29,7 @@ class Geometry:
     fps: float | None  # from the VUI timing info, when the camera states it
 
 
-def nal_type(codec: str, nal: bytes) -> int:
+def nal_type(codec: str, nal: bytes | memoryview) -> int:
     return (nal[0] >> 1) & 0x3F if codec == "hevc" else nal[0] & 0x1F
 
 

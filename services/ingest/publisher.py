@@ -90,7 +90,7 @@ class OrderedPublisher:
             await asyncio.wait_for(pending.future, self.ack_timeout_s)  # cancels the future on timeout
             return True
         except (TimeoutError, NatsError, asyncio.CancelledError, OSError) as exc:
-            if isinstance(exc, asyncio.CancelledError) and asyncio.current_task().cancelling():
+            if isinstance(exc, asyncio.CancelledError) and _cancelling():
                 raise
             return False
 
@@ -117,3 +117,9 @@ class OrderedPublisher:
             self.window.popleft()
             self.bytes_in_flight -= len(pending.payload)
             self.published += 1
+
+
+def _cancelling() -> bool:
+    """Whether the running task itself is being cancelled (not just the awaited ack future)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

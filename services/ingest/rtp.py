@@ -57,7 +57,7 @@ class Depacketizer:
         self._next_seq: int | None = None
         self._orphans = False  # continuation fragments of a NAL unit already counted as dropped
 
-    def push(self, payload: memoryview, ts32: int, marker: bool, seq: int) -> None:
+    def push(self, payload: memoryview, ts32: int, marker: int, seq: int) -> None:
         if self._next_seq is not None and seq != self._next_seq:
             self.stats.lost_packets += 1
             if self._fragment is not None:  # its middle is gone: the NAL unit cannot be rebuilt
@@ -84,7 +84,7 @@ class Depacketizer:
         if self._fragment is not None:
             self._fragment = None
             self.stats.dropped_nals += 1
-        if self._parts:
+        if self._parts and self._timestamp is not None:
             self.pending.append(AccessUnit(self._timestamp, b"".join(self._parts), self._keyframe))
             self._parts = []
             self._keyframe = False

@@ -147,7 +147,8 @@ def choose_challenge(challenges: list[Challenge]) -> Challenge | None:
     """Digest (MD5) over Basic: Basic sends the password itself."""
     digest = [c for c in challenges if c.scheme == "digest" and c.params.get("algorithm", "MD5").upper() == "MD5"]
     basic = [c for c in challenges if c.scheme == "basic"]
-    return (digest or basic or [None])[0]
+    preferred = digest or basic
+    return preferred[0] if preferred else None
 
 
 # -- the connection -----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import io
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TypeGuard
 
 import av
 
@@ -84,7 +85,8 @@ class Remuxer:
             raise RemuxError(f"video codec {video.codec!r} is not supported (supported: h264, hevc)")
         keyframe = plan.packets[0]
         try:
-            source = av.open(io.BytesIO(video.extradata + keyframe.data), format=raw_format, options=_PROBE_OPTIONS)
+            source = av.open(io.BytesIO(video.extradata + keyframe.data), "r", format=raw_format,
+                             options=_PROBE_OPTIONS)
         except (av.FFmpegError, ValueError) as exc:
             raise RemuxError(f"cannot read the chunk's first keyframe as {raw_format}: {exc}") from None
         self._sources.append(source)
@@ -101,7 +103,7 @@ class Remuxer:
         if adts is None:
             return None
         try:
-            source = av.open(io.BytesIO(adts + first.data), format="aac", options=_PROBE_OPTIONS)
+            source = av.open(io.BytesIO(adts + first.data), "r", format="aac", options=_PROBE_OPTIONS)
         except (av.FFmpegError, ValueError):
             return None
         self._sources.append(source)
@@ -131,7 +133,7 @@ class Remuxer:
             muxed = _video_packets(video, plan, vtb, vstream)
             audio_muxed = _audio_packets(audio, plan, astream) if astream is not None else []
             # The muxer interleaves by time; hand it packets in time order so it need not buffer much.
-            for packet in sorted(muxed + audio_muxed, key=lambda p: (float(p.dts * p.time_base), p.stream.index)):
+            for packet in sorted(muxed + audio_muxed, key=_mux_order):
                 container.mux(packet)
             container.close()
         except av.FFmpegError as exc:
@@ -140,18 +142,23 @@ class Remuxer:
         return Remuxed(out.getvalue(), len(video), len(audio_muxed), len(audio) - len(audio_muxed))
 
 
+def _mux_order(packet: av.Packet) -> tuple[float, int]:
+    """Time, then stream: every packet here has its dts and time base set by `_av_packet`."""
+    return float((packet.dts or 0) * (packet.time_base or 1)), packet.stream.index
+
+
 def _ticks(seconds: float, tb: Fraction) -> int:
     return round(Fraction(seconds) / tb)
 
 
 def _video_packets(video: list[Packet], plan: ChunkPlan, tb: Fraction, stream: av.stream.Stream) -> list[av.Packet]:
-    first = video[0]
-    use_pts = all(p.pts is not None for p in video)
+    presented = [p.pts for p in video]
     # Decode times; each packet's presentation offset from it (B-frames) is kept.
-    if use_pts:
-        origin = first.dts if first.dts is not None else first.pts
-        dts = [(p.dts if p.dts is not None else p.pts) - origin for p in video]
-        pts = [p.pts - origin for p in video]
+    if _all_timed(presented):
+        decoded = [p.dts if p.dts is not None else pts for p, pts in zip(video, presented, strict=True)]
+        origin = decoded[0]
+        dts = [t - origin for t in decoded]
+        pts = [t - origin for t in presented]
     else:  # a packet without pts (the first of an RTSP session can be one): place frames by wall time
         dts = pts = [_ticks(p.wall_time - plan.start, tb) for p in video]
     out = []
@@ -166,8 +173,14 @@ def _video_packets(video: list[Packet], plan: ChunkPlan, tb: Fraction, stream: a
     return out
 
 
+def _all_timed(times: list[int | None]) -> TypeGuard[list[int]]:
+    return None not in times
+
+
 def _audio_packets(audio: list[Packet], plan: ChunkPlan, stream: av.stream.Stream) -> list[av.Packet]:
     tb = stream.time_base
+    if tb is None:
+        raise RemuxError("the audio stream has no time base")
     out, last_dts = [], -1
     for i, p in enumerate(audio):
         dts = _ticks(p.wall_time - plan.start, tb)

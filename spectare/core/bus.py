@@ -7,6 +7,7 @@ creates or updates every stream and KV bucket idempotently, so any service may c
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 
@@ -99,42 +100,42 @@ async def connected(settings: Settings, name: str) -> AsyncIterator[NATS]:
 def stream_configs(settings: Settings) -> list[StreamConfig]:
     """The four streams of DESIGN section 2, from settings."""
     names, limits = settings.names, settings.streams
-    common = {
-        "retention": RetentionPolicy.LIMITS,
-        "storage": StorageType.FILE,
-        "discard": DiscardPolicy.OLD,
-        "num_replicas": limits.replicas,
-        "max_msg_size": MAX_MESSAGE_BYTES,
-        "duplicate_window": 120.0,
-    }
+    common = StreamConfig(
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        num_replicas=limits.replicas,
+        max_msg_size=MAX_MESSAGE_BYTES,
+        duplicate_window=120.0,
+    )
     return [
-        StreamConfig(
+        dataclasses.replace(
+            common,
             name=names.media_stream,
             subjects=[names.info("*"), names.packets("*")],
             max_age=float(limits.media_max_age_s),
             description="every encoded packet and stream info, per camera: the recording buffer",
-            **common,
         ),
-        StreamConfig(
+        dataclasses.replace(
+            common,
             name=names.keyframes_stream,
             subjects=[names.keyframes("*")],
             max_age=float(limits.keyframes_max_age_s),
             max_msgs_per_subject=64,
             description="self-contained keyframes for detectors",
-            **common,
         ),
-        StreamConfig(
+        dataclasses.replace(
+            common,
             name=names.footage_stream,
             subjects=[names.footage("*")],
             description="every stored chunk and gap: the log the index is rebuilt from",
-            **common,
         ),
-        StreamConfig(
+        dataclasses.replace(
+            common,
             name=names.detections_stream,
             subjects=[names.detections("*", "*")],
             max_age=float(limits.detections_max_age_s),
             description="detections, per camera and label: what alert consumers subscribe to",
-            **common,
         ),
     ]
 
@@ -179,7 +180,7 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
     """Create every stream and KV bucket, or update it to the wanted config. Safe to run concurrently."""
     for config in stream_configs(settings):
         try:
-            await js.stream_info(config.name)
+            await js.stream_info(config.name or "")
         except NotFoundError:
             try:
                 await js.add_stream(config)

@@ -28,7 +28,7 @@ async def read_footage(js: JetStreamContext, settings: Settings, camera: str | N
     config = ConsumerConfig(
         ack_policy=AckPolicy.NONE,
         deliver_policy=DeliverPolicy.ALL if start is None else DeliverPolicy.BY_START_TIME,
-        opt_start_time=None if start is None else datetime.fromtimestamp(start, UTC).isoformat(),
+        opt_start_time=None if start is None else datetime.fromtimestamp(start, UTC),
         inactive_threshold=30.0,
     )
     try:

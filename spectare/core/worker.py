@@ -17,7 +17,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from nats.js import JetStreamContext
 
@@ -28,7 +29,7 @@ from spectare.schemas import CameraConfig
 
 log = logging.getLogger(__name__)
 
-RunCamera = Callable[[CameraConfig, Lease], Awaitable[None]]
+RunCamera = Callable[[CameraConfig, Lease], Coroutine[Any, Any, None]]
 
 
 def new_worker_id(role: str) -> str:
@@ -78,6 +79,7 @@ class CameraWorker:
             log.info("%s worker %s stopped", self.role, self.worker_id)
 
     async def _follow_registry(self, registry: CameraRegistry) -> None:
+        assert self.leases is not None
         async for change in registry.watch():
             old = self.registered.get(change.name)
             if change.config is None:
@@ -124,6 +126,7 @@ class CameraWorker:
         self.tasks[config.name] = asyncio.create_task(self.run_camera(config, lease), name=f"{self.role}:{config.name}")
 
     async def _reap_crashed(self) -> None:
+        assert self.leases is not None
         for camera, task in list(self.tasks.items()):
             if not task.done():
                 continue
@@ -148,4 +151,4 @@ class CameraWorker:
             await self.leases.release(camera)
 
     def _changed(self, old: CameraConfig, new: CameraConfig) -> bool:
-        return old.model_dump(include=self.restart_on) != new.model_dump(include=self.restart_on)
+        return old.model_dump(include=set(self.restart_on)) != new.model_dump(include=set(self.restart_on))

@@ -27,7 +27,7 @@ class RestartPolicy:
 @dataclass
 class Supervised:
     name: str
-    start: Callable[[], None]
+    start: Callable[[], object]  # its answer, if any, is not used
     alive: Callable[[], bool]
     stop: Callable[[], None]
     describe_exit: Callable[[], str] = lambda: "exited"
