@@ -16,7 +16,7 @@ DEMO_FOOTAGE := assets/demo/market-street.mp4
 MODEL_FILES  := assets/models/yolov4-tiny/yolov4-tiny.weights
 TEST_IMAGES  := assets/images/bus.jpg
 
-.PHONY: setup system-deps demo test bench lint clean
+.PHONY: setup system-deps demo test test-unit bench lint typecheck check clean
 
 setup: $(VENV)/.installed system-deps $(DEMO_FOOTAGE) $(MODEL_FILES) $(TEST_IMAGES)
 
@@ -48,11 +48,23 @@ demo: setup
 test: setup $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
+# The tests that start no server (pure logic, files, media; conftest.py marks the rest `integration`).
+test-unit: setup $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not integration"
+
 bench: setup $(VENV)/.installed-test
 	$(BIN)/python -m bench $(BENCH)
 
-lint: setup
+# Lint and types need only the virtualenv: no apt-get, no assets.
+lint: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/python -m tests.layers
+
+typecheck: $(VENV)/.installed
+	scripts/typecheck.sh
+
+# What CI runs (.ci/run): lint, types, then every test.
+check: lint typecheck test
 
 clean:
 	rm -rf $(VENV) assets .pytest_cache

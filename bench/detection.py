@@ -24,12 +24,12 @@ import av
 
 from spectare.core.config import settings_env
 from spectare.core.registry import CameraRegistry
-from spectare.detector.frames import decode_keyframe, to_bgr
 from spectare.detector.service import CONSUMER
 from spectare.local.process import ManagedProcess
 from spectare.local.servers import NatsServer, S3Credentials, SeaweedS3
 from spectare.local.stack import DEMO_SOURCE
 from spectare.local.testcam import make_test_clip
+from spectare.media.frames import decode_keyframe, to_bgr
 from spectare.schemas import CameraConfig, Detection, Keyframe
 
 from . import models

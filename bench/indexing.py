@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from spectare.core.bus import connect, ensure_topology
 from spectare.core.config import load_settings, settings_env
-from spectare.indexer.client import IndexClient, wait_for_indexer
+from spectare.core.indexclient import IndexClient, wait_for_indexer
 from spectare.indexer.queries import Presigner, Reader
 from spectare.indexer.rows import CHUNK_SCHEMA, DETECTION_SCHEMA, GAP_SCHEMA, Batch, detection_row
 from spectare.indexer.settings import IndexerSettings

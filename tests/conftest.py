@@ -1,5 +1,9 @@
 """Real servers for the tests: nats-server with JetStream, SeaweedFS S3, and an RTSP camera, each on
-random loopback ports under a temporary directory, stopped at the end."""
+random loopback ports under a temporary directory, stopped at the end.
+
+A test that uses one of these fixtures is marked `integration` by itself; a test that starts a server
+in its own body carries the mark explicitly. `make test-unit` runs the rest (`-m "not integration"`).
+"""
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,6 +19,15 @@ from spectare.local.testcam import RtspTestCamera, make_test_clip
 
 from .helpers import settings_for
 from .media import source_video
+
+SERVER_FIXTURES = frozenset({"nats_server", "s3_server", "rtsp_camera"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    integration = pytest.mark.integration
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(integration)
 
 
 @pytest.fixture(scope="session")

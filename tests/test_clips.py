@@ -14,8 +14,8 @@ import pytest
 from spectare.core.errors import NotFoundError
 from spectare.core.store import ensure_bucket, s3_client
 from spectare.core.timeparse import iso
-from spectare.indexer.clips import ChunkFile, covering, export_clip
 from spectare.local.testcam import make_test_clip
+from spectare.media.clips import ChunkFile, covering, export_clip
 from spectare.schemas import Segment
 from spectare.schemas.keys import chunk_key
 

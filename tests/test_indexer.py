@@ -15,9 +15,9 @@ from nats.js.errors import NotFoundError
 
 from spectare.core.bus import connect
 from spectare.core.errors import CameraNotFound
+from spectare.core.indexclient import IndexClient, IndexQueryError, IndexUnavailable, QueryTimeout, wait_for_indexer
 from spectare.core.registry import CameraRegistry
 from spectare.core.store import ensure_bucket, s3_client
-from spectare.indexer.client import IndexClient, IndexQueryError, IndexUnavailable, QueryTimeout, wait_for_indexer
 from spectare.local.testcam import make_test_clip
 from spectare.schemas import CameraConfig, Detection, Gap, Segment
 from spectare.schemas.keys import chunk_key, snapshot_key

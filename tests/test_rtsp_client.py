@@ -264,6 +264,7 @@ async def read_units(url: str, count: int) -> tuple:
         await source.close()
 
 
+@pytest.mark.integration  # the scripted camera is a real RTSP server on loopback
 @pytest.mark.parametrize(("clip", "sprop"), [("hevc-1080p", True), ("hevc-odd", False), ("h264-odd-crop", False)])
 async def test_scripted_camera_is_read_with_or_without_sdp_parameter_sets(clips, clip, sprop):
     codec = "hevc" if clip.startswith("hevc") else "h264"
@@ -282,6 +283,7 @@ async def test_scripted_camera_is_read_with_or_without_sdp_parameter_sets(clips,
     assert [p.pts for p in packets] == [i * 3000 for i in range(len(packets))]
 
 
+@pytest.mark.integration  # the scripted camera is a real RTSP server on loopback
 async def test_digest_camera_opens_with_the_right_password_only(clips):
     units, _, _ = access_units(clips["h264-360p-baseline"])
     camera = await ScriptedRtspCamera("h264", [u for u, _ in units], 30, digest=("admin", "s3cret!")).start()
@@ -297,6 +299,7 @@ async def test_digest_camera_opens_with_the_right_password_only(clips):
         await camera.stop()
 
 
+@pytest.mark.integration  # the scripted camera is a real RTSP server on loopback
 async def test_reordered_timestamps_are_handed_back(tmp_path):
     camera = await b_frame_camera(tmp_path)
     try:
@@ -306,6 +309,7 @@ async def test_reordered_timestamps_are_handed_back(tmp_path):
         await camera.stop()
 
 
+@pytest.mark.integration  # the scripted camera is a real RTSP server on loopback
 async def test_keep_alives_hold_the_session_and_teardown_ends_it(clips):
     units, _, _ = access_units(clips["h264-360p-baseline"])
     camera = await ScriptedRtspCamera("h264", [u for u, _ in units], 30).start()  # session timeout 4 s

@@ -18,6 +18,8 @@ from spectare.core.config import load_settings
 from spectare.core.store import s3_client
 from spectare.local.process import port_in_use
 
+pytestmark = pytest.mark.integration  # every test here runs `spectare up` or its commands
+
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SPECTARE_")}
 
 

@@ -23,6 +23,8 @@ from spectare.local.testcam import (
 )
 from tests.media import annexb_nals, file_access_units, picture_nals, source_video
 
+pytestmark = pytest.mark.integration  # the test camera is a real RTSP server (GStreamer)
+
 RTSP_OPTIONS = {"rtsp_transport": "tcp", "analyzeduration": "0", "probesize": "32768"}
 
 

@@ -27,7 +27,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from spectare import __version__
-from spectare.core.clipexport import chunks_between, make_clip, store_clip
 from spectare.core.config import Settings
 from spectare.core.errors import (
     CameraExists,
@@ -37,11 +36,12 @@ from spectare.core.errors import (
     SpectareError,
     UnreachableError,
 )
+from spectare.core.indexclient import IndexClient, IndexQueryError, QueryTimeout
 from spectare.core.leases import LeaseTable
 from spectare.core.redact import redact
 from spectare.core.registry import CameraRegistry
 from spectare.core.tokens import TokenStore, allows
-from spectare.indexer.client import IndexClient, IndexQueryError, QueryTimeout
+from spectare.media.clipexport import chunks_between, make_clip, store_clip
 from spectare.schemas import ApiToken, CameraConfig, Detection, Keyframe, label_token
 from spectare.schemas.keys import clip_key
 from spectare.schemas.names import TOKEN_RULE
@@ -428,7 +428,7 @@ def _scaling_gauges(metrics: ApiMetrics, state: ApiState, cameras: int) -> None:
 def _jpeg(keyframe: Keyframe) -> bytes:
     import cv2
 
-    from spectare.detector.frames import decode_keyframe, to_bgr
+    from spectare.media.frames import decode_keyframe, to_bgr
 
     ok, encoded = cv2.imencode(".jpg", to_bgr(decode_keyframe(keyframe)), [cv2.IMWRITE_JPEG_QUALITY, 85])
     if not ok:

@@ -42,10 +42,10 @@ from spectare.core.registry import CameraRegistry
 from spectare.core.retry import Outage, retry_until_done
 from spectare.core.service import ServiceContext, run_section_service
 from spectare.core.store import ensure_bucket, s3_client
+from spectare.media.frames import UndecodableKeyframe, decode_keyframe, thumbnail, to_bgr
 from spectare.schemas import CameraConfig, Detection, Keyframe, MotionState, Names
 from spectare.schemas.keys import snapshot_key
 
-from .frames import UndecodableKeyframe, decode_keyframe, thumbnail, to_bgr
 from .gate import THUMB_WIDTH, GateResult, judge, newer
 from .models import Found, ObjectDetector, load_detector
 from .motion import MotionStore

@@ -18,7 +18,8 @@ Modules:
 - `queries`: Reader (search, footage_at, chunks, status) and Presigner (presigned GET URLs).
 - `sqlguard`: read-only SQL for power users, behind guardrails.
 - `api`: the NATS micro service (`index.<endpoint>` subjects), answers and error replies.
-- `client`: IndexClient, what the CLI and other tools use.
+- The client side (IndexClient, what the CLI, the API and other tools use) is `spectare.core.indexclient`, so that
+  no caller imports this service; clip export (remuxing chunks) is `spectare.media.clips`.
 
 Tables (every time is Unix seconds, DOUBLE, as in the messages: no conversion, so a detection at a chunk's
 first keyframe compares exactly equal to the chunk's start; Arrow-native; `to_timestamp(time)` shows one):
@@ -42,7 +43,7 @@ about time order, so time-range filters skip most row groups. Rebuild: stop the 
 start it: both streams replay from their start into identical tables (the DETECTIONS stream keeps 30 days by
 default, so older detections come back only from a backup or an export).
 
-Adding to the indexer (retention, clip export, Parquet export): a module of its own that reads through
+Adding to the indexer (retention, Parquet export): a module of its own that reads through
 `Reader`/a cursor of the connection and writes only through `Indexer.write(job)` (or `IndexWriter.run`), new
 endpoints registered in `api.py` with their messages in `spectare.schemas.queries`. The database has external
 access off: write Parquet with pyarrow (`cursor.execute(...).fetch_record_batch()`), not `COPY ... TO`.

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from spectare.core.clipexport import chunks_between, download_chunks, store_clip
 from spectare.core.config import load_settings
 from spectare.core.errors import NotFoundError
 from spectare.core.timeparse import iso, parse_time
+from spectare.media.clipexport import chunks_between, download_chunks, store_clip
 from spectare.schemas import camera_name
 from spectare.schemas.keys import clip_key
 
@@ -54,7 +54,7 @@ def export(name: str, start: str, end: str, output: Path | None, to_s3: bool) ->
         raise NotFoundError(f"camera {name} has no recorded footage between {iso(t0)} and {iso(t1)}")
     work = Path(tempfile.mkdtemp(prefix="spectare-clip-"))
     try:
-        from spectare.indexer.clips import export_clip  # PyAV, as the indexer needs
+        from spectare.media.clips import export_clip  # PyAV: the rest of the CLI runs without it
 
         with click.progressbar(length=len(chunks), label=f"downloading {len(chunks)} chunk(s)", file=sys.stderr,
                                item_show_func=lambda c: c.key.rsplit("/", 1)[-1] if c else None) as bar:

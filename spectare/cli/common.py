@@ -10,6 +10,7 @@ import click
 
 from spectare.core.bus import connected
 from spectare.core.config import Settings, load_settings
+from spectare.core.indexclient import IndexClient
 
 T = TypeVar("T")
 
@@ -26,8 +27,7 @@ def with_bus(work: Callable[[Any, Settings], Awaitable[T]], name: str = "cli") -
 
 
 def with_index(ask: Callable[[Any], Awaitable[T]], timeout_s: float = 60.0) -> T:
-    """Run `ask(index_client)` against the indexer's query service (see `spectare.indexer.client`)."""
-    from spectare.indexer.client import IndexClient  # the indexer package is only needed by these commands
+    """Run `ask(index_client)` against the indexer's query service (see `spectare.core.indexclient`)."""
 
     async def run() -> T:
         settings = load_settings()

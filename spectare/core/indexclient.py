@@ -1,4 +1,6 @@
-"""The Python client of the indexer's query service (used by the CLI; any tool may use it).
+"""The Python client of the indexer's query service (`index.<endpoint>` over NATS request-reply): the CLI, the
+API and any tool use it. It lives in the core, not in the indexer service, so that a caller imports no service;
+the server side (`spectare.indexer.api`) answers with the same `spectare.schemas.queries` messages.
 
     async with connected(settings, "tool") as nc:
         found = await IndexClient(nc, settings).search(start=time.time() - 3600, end=time.time(), label="person")

@@ -1,6 +1,7 @@
 """Clip export as the CLI (`spectare clip export`) and the HTTP API do it: the chunks covering a range, from the
-indexer, downloaded by their presigned URLs, joined by `spectare.indexer.clips.export_clip` (PyAV, imported only
-here), and optionally stored in the bucket under `clips/<cam>/<start>-<end>.mp4` with a presigned URL."""
+indexer, downloaded by their presigned URLs, joined by `spectare.media.clips.export_clip` (PyAV, imported only
+inside the functions that need it, so importing this module needs no PyAV), and optionally stored in the bucket
+under `clips/<cam>/<start>-<end>.mp4` with a presigned URL."""
 
 import shutil
 import urllib.request
@@ -11,14 +12,15 @@ from typing import Any
 
 from spectare.core.config import S3Settings
 from spectare.core.errors import UnreachableError
+from spectare.core.indexclient import IndexClient
 from spectare.core.store import s3_client, s3_errors
 
 MAX_CHUNK_PAGES = 1000
 
 
-async def chunks_between(index: Any, camera: str, start: float, end: float) -> tuple[list, list]:
-    """Every chunk (`ChunkRef`) and gap (`GapRef`) of camera in [start, end), asking the indexer (an
-    `IndexClient`) page after page while it says there are more."""
+async def chunks_between(index: IndexClient, camera: str, start: float, end: float) -> tuple[list, list]:
+    """Every chunk (`ChunkRef`) and gap (`GapRef`) of camera in [start, end), asking the indexer page after
+    page while it says there are more."""
     chunks: list = []
     gaps: list = []
     at = start
@@ -42,7 +44,7 @@ def download(url: str, path: Path, timeout_s: float = 60.0) -> None:
 
 def download_chunks(refs: Sequence[Any], workdir: Path, downloaded: Callable[[Any], None] = lambda _r: None) -> list:
     """Download `refs` (ChunkRefs) into workdir as `ChunkFile`s; `downloaded` is called after each."""
-    from spectare.indexer.clips import ChunkFile  # PyAV, as the indexer needs
+    from spectare.media.clips import ChunkFile  # PyAV, deferred: see the module docstring
 
     files = []
     for ref in refs:
@@ -56,7 +58,7 @@ def download_chunks(refs: Sequence[Any], workdir: Path, downloaded: Callable[[An
 def make_clip(refs: Sequence[Any], start: float, end: float, workdir: Path, output: Path | None = None) -> Any:
     """Download `refs` into workdir and join them into one MP4 of [start, end) at `output` (default
     workdir/clip.mp4); returns the `Clip`."""
-    from spectare.indexer.clips import export_clip
+    from spectare.media.clips import export_clip
 
     return export_clip(download_chunks(refs, workdir), start, end, output or workdir / "clip.mp4")
 
