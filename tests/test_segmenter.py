@@ -20,12 +20,12 @@ from spectare.core.registry import CameraRegistry
 from spectare.core.store import s3_client
 from spectare.local.servers import S3Credentials, SeaweedS3
 from spectare.schemas import CameraConfig, Gap, Message, Packet, Segment, StreamInfo, decode_one_of
-from spectare.segmenter.consumer import InfoLookup, Puller, consumer_name, open_consumer
+from spectare.segmenter.consumer import PULL_GRACE_S, InfoLookup, Puller, consumer_name, open_consumer
 from spectare.segmenter.remux import Remuxer
 from spectare.segmenter.settings import SegmenterSettings, load_segmenter_settings
 from spectare.segmenter.sink import CameraStats, ChunkSink, Shared
 
-from .helpers import ServiceProcess, settings_for
+from .helpers import ServiceProcess, eventually, settings_for
 from .packets import Clip, check_mp4, load_clip
 
 CAM = "cam1"
@@ -451,20 +451,54 @@ async def test_puller_grows_its_byte_limit_for_a_large_message(js, settings, cli
 
 
 async def test_puller_reports_a_deleted_consumer(js, settings):
+    """A deleted consumer answers its waiting pull request with 409 Consumer Deleted; the next request, with no
+    consumer to take it, gets 503. The server queues a pull request for the consumer's own goroutine, and only
+    requests already taken from that queue (counted in num_waiting) get the 409: a consumer deleted before it
+    took the request drops it unanswered. So the consumer is deleted once it holds the request."""
     names = settings.names
     loop = asyncio.get_running_loop()
-    puller = await open_puller(js, settings)
+    puller = await open_puller(js, settings, expires_s=60.0)
     try:
         await puller.pull()
-        await js._nc.flush()  # the request is open at the server
+
+        async def request_waiting() -> bool:
+            return (await js.consumer_info(names.media_stream, consumer_name(CAM))).num_waiting == 1
+
+        await eventually(request_waiting, 30, interval=0.01, what="the pull request waiting at the consumer")
         await js.delete_consumer(names.media_stream, consumer_name(CAM))
-        await puller.wait(loop.time() + 5)
-        assert puller.refused is not None and puller.refused.startswith("409")
+        await puller.wait(loop.time() + 30)  # returns when the request ends; the limit only catches a lost 409
+        assert puller.refused is not None and puller.refused.startswith("409"), puller.refused
         await puller.pull()  # no consumer to answer
-        await puller.wait(loop.time() + 5)
-        assert puller.refused is not None and puller.refused.startswith("503")
+        await puller.wait(loop.time() + 30)
+        assert puller.refused is not None and puller.refused.startswith("503"), puller.refused
     finally:
         await puller.close()
+
+
+async def test_puller_replaces_a_request_whose_end_never_comes(js, settings):
+    """A pull request can be lost without an answer (a consumer deleted before it took the request, a server
+    restart): after its expiry and a grace period it counts as ended, and `pull()` sends the next one."""
+    stream = settings.names.media_stream
+    swallowed: list[bytes] = []
+
+    async def swallow(msg) -> None:  # takes the request, never answers
+        swallowed.append(msg.data)
+
+    sink = await js._nc.subscribe(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.nobody", cb=swallow)
+    puller = Puller(js._nc, js, stream, "nobody", batch=10, expires_s=0.5)
+    await puller.start()
+    try:
+        await puller.pull()
+        await puller.pull()  # still open: no second request
+        assert puller.requests == 1
+        await eventually(lambda: len(swallowed) == 1, 10, interval=0.01, what="the request at its 'consumer'")
+        await asyncio.sleep(0.5 + PULL_GRACE_S + 0.2)  # no answer came by the request's deadline
+        await puller.pull()
+        assert puller.requests == 2 and puller.refused is None
+        await eventually(lambda: len(swallowed) == 2, 10, interval=0.01, what="the next request")
+    finally:
+        await puller.close()
+        await sink.unsubscribe()
 
 
 # -- storing ----------------------------------------------------------------------------------------
