@@ -229,7 +229,13 @@ class Gap(Message):
 
 
 class Detection(Message):
-    """One object found on one keyframe."""
+    """One object found on one keyframe: (camera, session, seq, index) names it.
+
+    `index` came later than the other fields and is optional, so it stayed v1 (this module's rule: a field older
+    consumers can ignore does not bump the version). A detection published before it (no `index` key, kept in the
+    DETECTIONS stream for its retention) decodes with `index` None; its index is then the last field of its
+    `Nats-Msg-Id` (`<cam>:<session>:<seq>:<index>`, `msgids.parse_detection_id`), which is what the indexer falls
+    back to. A detector always sets it, equal to that last field."""
 
     KIND: ClassVar[str] = "detection"
     camera: Camera
@@ -241,6 +247,9 @@ class Detection(Message):
     model: str
     session: str
     seq: NonNegInt
+    index: NonNegInt | None = Field(
+        default=None, description="position among the keyframe's reported findings (score order, from 0); "
+        "None: published before the field existed (the Msg-Id holds it)")
     snapshot_key: str | None = None
 
     @field_validator("label")

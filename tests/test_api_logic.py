@@ -13,7 +13,6 @@ from spectare.api.rules import (
     edited,
     keep_password,
     null_fields,
-    parse_msg_id,
     parse_when,
     rate,
     time_range,
@@ -22,7 +21,7 @@ from spectare.api.rules import (
 from spectare.api.settings import ApiSettings
 from spectare.core.errors import ConfigError, SpectareError
 from spectare.core.tokens import allows, matches, new_token, token_hash, token_id_of
-from spectare.schemas import ApiToken, CameraConfig
+from spectare.schemas import ApiToken, CameraConfig, PacketsId, parse_packets_id
 
 NOW = 1_800_000_000.0
 STORED = "rtsp://admin:secret@192.0.2.7:554/stream1"
@@ -89,15 +88,15 @@ def test_time_ranges_default_and_are_checked():
 
 
 @pytest.mark.parametrize("msg_id, parsed", [
-    ("cam1:1a-0:120", ("1a-0", 120)),
-    ("cam1:odd:session:7", ("odd:session", 7)),
+    ("cam1:1a-0:120", PacketsId("cam1", "1a-0", 120)),
+    ("cam1:odd:session:7", PacketsId("cam1", "odd:session", 7)),
     ("cam1:s:x", None),
     ("cam1:7", None),
     ("", None),
     (None, None),
 ])
-def test_packet_msg_ids_give_session_and_first_seq(msg_id, parsed):
-    assert parse_msg_id(msg_id) == parsed
+def test_packet_msg_ids_give_session_and_first_seq(msg_id, parsed):  # what the packet rates read
+    assert parse_packets_id(msg_id) == parsed
 
 
 def _groups(session: str, fps: float, per_group: int, groups: int, size: int, t0: float = NOW,

@@ -21,7 +21,7 @@ from spectare.core.store import s3_client
 from spectare.detector.motion import MotionStore
 from spectare.detector.service import CONSUMER
 from spectare.local.process import free_ports
-from spectare.schemas import CameraConfig, Detection, Keyframe
+from spectare.schemas import CameraConfig, Detection, Keyframe, detection_id
 
 from .helpers import ServiceProcess, cli_env, eventually, metric, scrape
 
@@ -140,8 +140,9 @@ async def test_people_and_a_bus_are_published_with_a_snapshot(js, settings, feed
         assert (detection.session, detection.seq, detection.time) == (keyframe.session, keyframe.seq,
                                                                         keyframe.wall_time)
         assert detection.model == "yolov4-tiny" and detection.score >= 0.5
-        assert msg_id.startswith(f"street:{keyframe.session}:{keyframe.seq}:")
+        assert msg_id == detection_id("street", keyframe.session, keyframe.seq, detection.index)
     assert len({m for _, _, m in feed.received}) == len(feed.received), "message ids are distinct"
+    assert sorted(d.index for d in found) == list(range(len(found))), "one index per finding, from 0"
     keys = {d.snapshot_key for d in found}
     assert len(keys) == 1 and next(iter(keys)).startswith("snapshots/street/")
     jpeg = s3_client(settings.s3).get_object(settings.s3.bucket, next(iter(keys))).read()

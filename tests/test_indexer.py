@@ -19,7 +19,7 @@ from spectare.core.indexclient import IndexClient, IndexQueryError, IndexUnavail
 from spectare.core.registry import CameraRegistry
 from spectare.core.store import ensure_bucket, s3_client
 from spectare.local.testcam import make_test_clip
-from spectare.schemas import CameraConfig, Detection, Gap, Segment
+from spectare.schemas import CameraConfig, Detection, Gap, Segment, detection_id, gap_id, segment_id
 from spectare.schemas.keys import chunk_key, snapshot_key
 
 from .helpers import ServiceProcess, eventually, run_cli
@@ -58,13 +58,12 @@ class Footage:
         segment = Segment(camera=camera, bucket=self.settings.s3.bucket, key=key, session=session,
                           first_seq=first_seq, last_seq=first_seq + 9, start=start, end=end, frames=10,
                           bytes=len(self.clip), codec="h264", width=160, height=90)
-        await self.publish(self.names.footage(camera), segment.encode(), f"{camera}:{session}:{first_seq}")
+        await self.publish(self.names.footage(camera), segment.encode(), segment_id(camera, session, first_seq))
         return segment
 
     async def gap(self, camera: str, start: float, end: float | None) -> Gap:
         gap = Gap(camera=camera, start=start, end=end, reason="camera unreachable", session="s1")
-        await self.publish(self.names.footage(camera), gap.encode(),
-                           f"{camera}:gap:{start:.6f}:{'open' if end is None else f'{end:.6f}'}")
+        await self.publish(self.names.footage(camera), gap.encode(), gap_id(camera, start, end))
         return gap
 
     async def detection(self, camera: str, t: float, label: str = "person", score: float = 0.8, index: int = 0,
@@ -72,9 +71,9 @@ class Footage:
         seq = int((t - T0) * 10)
         detection = Detection(camera=camera, time=t, label=label, class_id=0 if label == "person" else 2,
                               score=score, box=(0.1, 0.2, 0.3, 0.4), model="yolov4-tiny", session=session, seq=seq,
-                              snapshot_key=snapshot_key(camera, t, session, seq))
+                              index=index, snapshot_key=snapshot_key(camera, t, session, seq))
         await self.publish(self.names.detections(camera, label), detection.encode(),
-                           f"{camera}:{session}:{seq}:{index}")
+                           detection_id(camera, session, seq, index))
         return detection
 
     async def publish(self, subject: str, data: bytes, msg_id: str | None = None) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import duckdb
+import msgpack
 import pytest
 
 from spectare.core.errors import SpectareError
@@ -17,6 +18,8 @@ from spectare.indexer.sqlguard import QueryRefused, check_sql, json_safe
 from spectare.indexer.tables import DDL, open_database
 from spectare.indexer.writer import CameraUpdate, IndexWriter
 from spectare.schemas import CameraConfig, Detection, Gap, Names, Segment
+from spectare.schemas.messages import unpack_message
+from tests.golden.make import GOLDEN
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = 1795845752.25  # 2026-11-28T00:02:32.25Z = 01:02:32.25 in Paris (winter time, UTC+1)
@@ -211,20 +214,41 @@ def test_footage_messages_that_cannot_be_indexed(subject, data, kind):
     ("detections.b.person", DET.encode(), "inconsistent"),
     ("detections.a.person", DET.model_copy(update={"time": math.inf}).encode(), "inconsistent"),
     ("detections.a.person", DET.model_copy(update={"seq": 2**63}).encode(), "inconsistent"),
+    ("detections.a.person", DET.model_copy(update={"index": 2**31}).encode(), "inconsistent"),
 ])
 def test_detection_messages_that_cannot_be_indexed(subject, data, kind):
     found = detection_row(subject, data, None, NAMES)
     assert isinstance(found, Rejected) and found.kind == kind, found
 
 
+# A detection as detectors wrote it before Detection.index existed: no `index` key at all.
+OLD_DET = msgpack.packb({k: v for k, v in unpack_message(DET.encode()).items() if k != "index"}, use_bin_type=True)
+
+
 @pytest.mark.parametrize(("msg_id", "index"), [
     ("a:s:30:0", 0), ("a:s:30:7", 7), (None, None), ("", None), ("a:s:31:0", None), ("b:s:30:0", None),
-    ("a:s:30:x", None), ("a:s:30:-1", None), ("a:s:30:99999999999", None),
+    ("a:s:30:x", None), ("a:s:30:-1", None), ("a:s:30:007", None), ("a:s:30:99999999999", None),
 ])
-def test_detection_index_comes_from_the_detectors_message_id(msg_id, index):
+def test_an_old_detections_index_comes_from_its_message_id(msg_id, index):
     assert detection_index(DET, msg_id) == index
     assert footage_row("footage.a", SEG.encode(), NAMES) == SEG
     assert detection_row("detections.a.person", DET.encode(), msg_id, NAMES) == (DET, index)
+    assert detection_row("detections.a.person", OLD_DET, msg_id, NAMES) == (DET, index)
+
+
+@pytest.mark.parametrize("msg_id", [None, "a:s:30:3", "a:s:30:0", "b:x:1:9", "garbage"])
+def test_a_detections_index_is_its_field_when_it_has_one(msg_id):
+    det = DET.model_copy(update={"index": 3})
+    assert detection_row("detections.a.person", det.encode(), msg_id, NAMES) == (det, 3)
+
+
+@pytest.mark.parametrize(("name", "msg_id", "index"), [
+    ("detection-v1", None, 2), ("detection-v1", "porch:1a-0:30:2", 2),
+    ("detection-v1-before-index", "porch:1a-0:30:2", 2), ("detection-v1-before-index", None, None),
+])
+def test_stored_detections_index(name, msg_id, index):  # the golden bytes: today's and those written before
+    found = detection_row("detections.porch.traffic_light", (GOLDEN / f"{name}.msgpack").read_bytes(), msg_id, NAMES)
+    assert not isinstance(found, Rejected) and found[1] == index, found
 
 
 # -- the writer ------------------------------------------------------------------------------------------

@@ -83,7 +83,7 @@ class PacketSample:
     camera: str
     time: float  # when JetStream stored it, Unix seconds
     size: int  # payload bytes
-    session: str | None  # from its Msg-Id `<cam>:<session>:<first seq>`
+    session: str | None  # from its Msg-Id `<cam>:<session>:<first seq>` (`spectare.schemas.parse_packets_id`)
     first_seq: int | None
 
 
@@ -91,16 +91,6 @@ class PacketSample:
 class Rate:
     fps: float | None
     bitrate_bps: float | None
-
-
-def parse_msg_id(msg_id: str | None) -> tuple[str, int] | None:
-    """(session, first packet seq) of a packets message's Msg-Id `<cam>:<session>:<first seq>`, else None."""
-    if not msg_id:
-        return None
-    parts = msg_id.split(":")
-    if len(parts) < 3 or not parts[-1].isdigit():
-        return None
-    return ":".join(parts[1:-1]), int(parts[-1])
 
 
 def rate(samples: list[PacketSample]) -> Rate:

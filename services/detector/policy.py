@@ -7,7 +7,7 @@ leaves unset (None) falls back to the detector's settings.
 
 from dataclasses import dataclass
 
-from spectare.schemas import CameraConfig
+from spectare.schemas import CameraConfig, detection_id
 
 from .models import Found
 from .settings import DetectorSettings
@@ -40,5 +40,6 @@ def reported(found: list[Found], policy: CameraPolicy) -> list[Found]:
 
 
 def detection_msg_id(camera: str, session: str, seq: int, index: int) -> str:
-    """`Nats-Msg-Id` of the index-th reported finding of keyframe (session, seq) of a camera."""
-    return f"{camera}:{session}:{seq}:{index}"
+    """`Nats-Msg-Id` of the index-th reported finding of keyframe (session, seq) of a camera (format:
+    `spectare.schemas.msgids.detection_id`); the same index travels as the Detection's `index` field."""
+    return detection_id(camera, session, seq, index)

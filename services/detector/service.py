@@ -10,7 +10,8 @@ each keyframe to exactly one of them and adding replicas adds throughput. Per ba
      in the `motion` KV bucket shared by every replica (see motion.py);
   4. run the model on the keyframes that passed;
   5. per keyframe with reported findings: a JPEG snapshot with the boxes drawn goes to S3, then one
-     Detection per finding on `detections.<cam>.<label>` with `Nats-Msg-Id` `<cam>:<session>:<seq>:<i>`;
+     Detection per finding (its `index` i in score order) on `detections.<cam>.<label>` with `Nats-Msg-Id`
+     `<cam>:<session>:<seq>:<i>`;
   6. ack. A keyframe is acked only after its snapshot is stored and its detections are published, so a
      crash re-runs it elsewhere, and the message ids keep the re-run from publishing anything twice.
 
@@ -43,7 +44,7 @@ from spectare.core.retry import Outage, retry_until_done
 from spectare.core.service import ServiceContext, run_section_service
 from spectare.core.store import ensure_bucket, s3_client
 from spectare.media.frames import UndecodableKeyframe, decode_keyframe, thumbnail, to_bgr
-from spectare.schemas import CameraConfig, Detection, Keyframe, MotionState, Names
+from spectare.schemas import CameraConfig, Detection, Keyframe, MotionState, Names, camera_of
 from spectare.schemas.keys import snapshot_key
 
 from .gate import THUMB_WIDTH, GateResult, judge, newer
@@ -310,7 +311,7 @@ class Detector:
         for index, found in enumerate(job.found):
             detection = Detection(camera=kf.camera, time=kf.wall_time, label=found.label, class_id=found.class_id,
                                   score=found.score, box=found.box, model=self.model.name, session=kf.session,
-                                  seq=kf.seq, snapshot_key=key)
+                                  seq=kf.seq, index=index, snapshot_key=key)
             await self._publish(self.names.detections(kf.camera, found.label), detection.encode(),
                                 detection_msg_id(kf.camera, kf.session, kf.seq, index))
         LATENCY.observe(max(0.0, time.time() - kf.wall_time))
@@ -345,7 +346,7 @@ class Detector:
             self.stats.publish_retries += 1
             self._keep_alive()
 
-        await retry_until_done(publish, self.nats_outage, msg_id.split(":", 1)[0], self._backoff(), failed)
+        await retry_until_done(publish, self.nats_outage, camera_of(msg_id) or msg_id, self._backoff(), failed)
 
     def _keep_alive(self) -> None:
         """Tell JetStream the keyframes are still being worked on, so they are not handed to another replica."""

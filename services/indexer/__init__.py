@@ -33,7 +33,8 @@ first keyframe compares exactly equal to the chunk's start; Arrow-native; `to_ti
   announced open (end_time NULL) and again closed is one row with the end.
 - `detections` (camera, time, label, class_id, score, x1, y1, x2, y2, model, session, seq, idx, snapshot_key,
   chunk_key, stream_seq): unique by (camera, session, seq, idx), idx = the finding's index in its keyframe
-  (from the detector's Nats-Msg-Id); `chunk_key` = the chunk with start_time <= time < end_time, set when
+  (the Detection's `index`; for detections stored before that field, the last part of their Nats-Msg-Id,
+  `rows.detection_index`); `chunk_key` = the chunk with start_time <= time < end_time, set when
   the detection is indexed or, when its chunk comes later (the usual case live), when the chunk does.
 - `progress` (stream, last_seq, messages, garbage): how far each stream is indexed; consumers restart after it.
 - `meta` (key, value): schema_version, longest_chunk_s.

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from spectare.core.errors import InvalidName, SchemaError
-from spectare.schemas import Detection, Gap, Names, Segment, SubjectKind
+from spectare.schemas import Detection, Gap, Names, Segment, SubjectKind, parse_detection_id
 from spectare.schemas.messages import unpack_message
 
 MAX_BIGINT = 2**63 - 1
@@ -72,8 +72,7 @@ def footage_row(subject: str, data: bytes, names: Names) -> Segment | Gap | Reje
 
 def detection_row(subject: str, data: bytes, msg_id: str | None,
                   names: Names) -> tuple[Detection, int | None] | Rejected:
-    """A DETECTIONS message: the Detection and its index in the keyframe (from the `Nats-Msg-Id`
-    `<cam>:<session>:<seq>:<index>` the detector gives it; None when there is no such id), or why not."""
+    """A DETECTIONS message: the Detection and its index in the keyframe (`detection_index`), or why not."""
     try:
         raw = unpack_message(data)
     except SchemaError as exc:
@@ -87,7 +86,7 @@ def detection_row(subject: str, data: bytes, msg_id: str | None,
     problem = _subject_problem(subject, names, SubjectKind.DETECTIONS, detection.camera, detection.label)
     if problem is None and not math.isfinite(detection.time):
         problem = "a time that is not finite"
-    if problem is None and (detection.seq > MAX_BIGINT or detection.class_id > MAX_INT):
+    if problem is None and (detection.seq > MAX_BIGINT or max(detection.class_id, detection.index or 0) > MAX_INT):
         problem = "a number too large to store"
     if problem is not None:
         return Rejected("inconsistent", problem)
@@ -95,11 +94,17 @@ def detection_row(subject: str, data: bytes, msg_id: str | None,
 
 
 def detection_index(detection: Detection, msg_id: str | None) -> int | None:
-    prefix = f"{detection.camera}:{detection.session}:{detection.seq}:"
-    if not msg_id or not msg_id.startswith(prefix):
+    """The detection's index in its keyframe: its `index` field (every detector since the field exists sets it).
+    A detection stored before then has none; its index is read back from its `Nats-Msg-Id`
+    `<cam>:<session>:<seq>:<index>` (`spectare.schemas.parse_detection_id`), which must name the detection's own
+    camera, session and seq. None when neither gives one (the writer then keeps it apart by stream sequence)."""
+    if detection.index is not None:
+        return detection.index
+    parsed = parse_detection_id(msg_id)
+    if parsed is None or (parsed.camera, parsed.session, parsed.seq) != (detection.camera, detection.session,
+                                                                          detection.seq):
         return None
-    tail = msg_id[len(prefix):]
-    return int(tail) if tail.isdigit() and int(tail) <= MAX_INT else None
+    return parsed.index if parsed.index <= MAX_INT else None
 
 
 def _subject_problem(subject: str, names: Names, kind: SubjectKind, camera: str,

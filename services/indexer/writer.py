@@ -61,8 +61,8 @@ WHEN NOT MATCHED THEN INSERT (camera, start_time, end_time, reason, session, str
     VALUES (b.camera, b.start_time, b.end_time, b.reason, b.session, b.stream_seq)
 """
 
-# A detection's identity is (camera, session, seq, idx); one published without an index in its message id is
-# known by its stream sequence alone.
+# A detection's identity is (camera, session, seq, idx); one without an index (neither its `index` field nor its
+# message id gives one) is known by its stream sequence alone.
 INSERT_DETECTIONS = """
 INSERT INTO detections
 SELECT b.camera, b.time, b.label, b.class_id, b.score, b.x1, b.y1, b.x2, b.y2, b.model, b.session, b.seq, b.idx,

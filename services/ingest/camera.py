@@ -4,7 +4,7 @@ Every (re)connect is a new session `<lease token>-<attempt>` (both hex): StreamI
 every packet on `cams.<cam>.packets`, in PacketGroups (a keyframe travels alone and at once; the
 packets after it wait at most `group_max_s` to travel together) with
 `Nats-Msg-Id: <cam>:<session>:<first seq>`, and every keyframe, self-contained, on
-`cams.<cam>.keyframes` with `Nats-Msg-Id: <cam>:<session>:<seq>`.
+`cams.<cam>.keyframes` with `Nats-Msg-Id: <cam>:<session>:<seq>` (formats in `spectare.schemas.msgids`).
 """
 
 import asyncio
@@ -18,7 +18,17 @@ from spectare.core.config import Settings
 from spectare.core.errors import UnreachableError
 from spectare.core.leases import Lease
 from spectare.core.redact import redact
-from spectare.schemas import CameraConfig, Keyframe, Packet, PacketGroup, StreamInfo, VideoTrack
+from spectare.schemas import (
+    CameraConfig,
+    Keyframe,
+    Packet,
+    PacketGroup,
+    StreamInfo,
+    VideoTrack,
+    keyframe_id,
+    packets_id,
+    stream_info_id,
+)
 
 from .media import Source, SourceEnded, SourceInfo
 from .publisher import OrderedPublisher, PublishFailed
@@ -113,7 +123,7 @@ class CameraIngest:
         try:
             stream_info = StreamInfo(camera=cam, session=session, started_at=time.time(), video=_video_track(info))
             info_payload = stream_info.encode()
-            await publisher.publish(self.names.info(cam), info_payload, f"{cam}:{session}:info")
+            await publisher.publish(self.names.info(cam), info_payload, stream_info_id(cam, session))
             info_sent, info_repeats = time.monotonic(), 0
             log.info("camera %s: session %s from %s: %s %dx%d %s fps", cam, session, redact(self.config.url),
                      info.codec, info.width, info.height, f"{info.fps:.2f}" if info.fps else "?")
@@ -134,7 +144,7 @@ class CameraIngest:
                         keyframe = Keyframe(camera=cam, session=session, seq=seq, wall_time=timed.wall_time,
                                             codec=info.codec, width=info.width, height=info.height,
                                             extradata=info.extradata, data=timed.data)
-                        await publisher.publish(keyframes_subject, keyframe.encode(), f"{cam}:{session}:{seq}")
+                        await publisher.publish(keyframes_subject, keyframe.encode(), keyframe_id(cam, session, seq))
                     if group.packets and group.full():
                         await group.send(publisher, packets_subject)
                     self.counters["packets"] += 1
@@ -145,7 +155,8 @@ class CameraIngest:
                     # must still find its StreamInfo there.
                     info_repeats += 1
                     info_sent = time.monotonic()
-                    await publisher.publish(self.names.info(cam), info_payload, f"{cam}:{session}:info:{info_repeats}")
+                    await publisher.publish(self.names.info(cam), info_payload,
+                                            stream_info_id(cam, session, info_repeats))
         except SourceEnded:
             if group.packets:
                 await group.send(publisher, packets_subject)
@@ -179,7 +190,7 @@ class _Group:
 
     async def send(self, publisher: OrderedPublisher, subject: str) -> None:
         group = PacketGroup(camera=self.camera, session=self.session, packets=tuple(self.packets))
-        await publisher.publish(subject, group.encode(), f"{self.camera}:{self.session}:{self.packets[0].seq}")
+        await publisher.publish(subject, group.encode(), packets_id(self.camera, self.session, self.packets[0].seq))
         self.packets, self.bytes = [], 0
 
 

@@ -1,0 +1,1 @@
+"""Golden encoded messages (see make.py)."""
