@@ -136,10 +136,10 @@ class Chunker:
             if self.info is None:
                 self.info = info  # found at last: the session's next keyframe can start a chunk
         else:
-            resuming = (self.session is None and self.chunk is None and self.tail is not None
-                        and self.tail.session == info.session)
-            if resuming:  # first message after a restart continues the stored footage's session
-                self.expected = None if self.tail.last_seq is None else self.tail.last_seq + 1
+            tail = self.tail
+            if self.session is None and self.chunk is None and tail is not None and tail.session == info.session:
+                # the first message after a restart continues the stored footage's session
+                self.expected = None if tail.last_seq is None else tail.last_seq + 1
             else:
                 actions += self._break(f"new stream session {info.session}")
                 self.expected = None

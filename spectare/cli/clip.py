@@ -14,6 +14,7 @@ from spectare.core.timeparse import iso, parse_time
 from spectare.media.clipexport import chunks_between, download_chunks, store_clip
 from spectare.schemas import camera_name
 from spectare.schemas.keys import clip_key
+from spectare.schemas.queries import ChunkRef
 
 from .common import with_index
 
@@ -57,11 +58,11 @@ def export(name: str, start: str, end: str, output: Path | None, to_s3: bool) ->
         from spectare.media.clips import export_clip  # PyAV: the rest of the CLI runs without it
 
         with click.progressbar(length=len(chunks), label=f"downloading {len(chunks)} chunk(s)", file=sys.stderr,
-                               item_show_func=lambda c: c.key.rsplit("/", 1)[-1] if c else None) as bar:
-            files = download_chunks(chunks, work, downloaded=lambda c: bar.update(1, c))
+                               item_show_func=_chunk_file_name) as downloading:
+            files = download_chunks(chunks, work, downloaded=lambda c: downloading.update(1, c))
         target = output or work / "clip.mp4"
-        with click.progressbar(length=len(files), label="joining", file=sys.stderr) as bar:
-            made = export_clip(files, t0, t1, target, progress=lambda _c: bar.update(1))
+        with click.progressbar(length=len(files), label="joining", file=sys.stderr) as joining:
+            made = export_clip(files, t0, t1, target, progress=lambda _c: joining.update(1))
         early = t0 - made.start
         click.echo(f"clip of camera {name}: {iso(made.start)} to {iso(made.end)} "
                    f"({_duration(made.end - made.start)}), {made.frames} frames from "
@@ -85,3 +86,7 @@ def _duration(seconds: float) -> str:
     minutes, rest = divmod(round(seconds, 1), 60)
     hours, minutes = divmod(int(minutes), 60)
     return (f"{hours}:{minutes:02d}:" if hours else f"{minutes}:") + f"{rest:04.1f}"
+
+
+def _chunk_file_name(chunk: ChunkRef | None) -> str | None:
+    return chunk.key.rsplit("/", 1)[-1] if chunk else None

@@ -82,7 +82,7 @@ class CameraRegistry:
             raise CameraNotFound(
                 f"no camera named {name!r}; `spectare camera list` shows the registered ones"
             ) from None
-        return CameraConfig.decode(entry.value)
+        return CameraConfig.decode(entry.value or b"")
 
     async def list(self) -> list[CameraConfig]:
         """Every registered camera, by name; an unreadable entry is logged and left out."""
@@ -106,7 +106,7 @@ class CameraRegistry:
         for entry in reversed(entries):
             if entry.operation not in ("DEL", "PURGE") and entry.value:
                 try:
-                    return CameraConfig.decode(entry.value)
+                    return CameraConfig.decode(entry.value or b"")
                 except SchemaError:
                     return None
         return None

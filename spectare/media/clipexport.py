@@ -8,21 +8,26 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from spectare.core.config import S3Settings
 from spectare.core.errors import UnreachableError
 from spectare.core.indexclient import IndexClient
 from spectare.core.store import s3_client, s3_errors
+from spectare.schemas.queries import ChunkRef, GapRef
+
+if TYPE_CHECKING:
+    from spectare.media.clips import ChunkFile, Clip
 
 MAX_CHUNK_PAGES = 1000
 
 
-async def chunks_between(index: IndexClient, camera: str, start: float, end: float) -> tuple[list, list]:
-    """Every chunk (`ChunkRef`) and gap (`GapRef`) of camera in [start, end), asking the indexer page after
-    page while it says there are more."""
-    chunks: list = []
-    gaps: list = []
+async def chunks_between(index: IndexClient, camera: str, start: float, end: float,
+                         ) -> tuple[list[ChunkRef], list[GapRef]]:
+    """Every chunk and gap of camera in [start, end), asking the indexer page after page while it says there
+    are more."""
+    chunks: list[ChunkRef] = []
+    gaps: list[GapRef] = []
     at = start
     for _ in range(MAX_CHUNK_PAGES):
         page = await index.chunks(camera, at, end)
@@ -42,11 +47,12 @@ def download(url: str, path: Path, timeout_s: float = 60.0) -> None:
         raise UnreachableError(f"cannot download a chunk from S3: {exc}") from None
 
 
-def download_chunks(refs: Sequence[Any], workdir: Path, downloaded: Callable[[Any], None] = lambda _r: None) -> list:
-    """Download `refs` (ChunkRefs) into workdir as `ChunkFile`s; `downloaded` is called after each."""
+def download_chunks(refs: Sequence[ChunkRef], workdir: Path,
+                    downloaded: Callable[[ChunkRef], None] = lambda _r: None) -> "list[ChunkFile]":
+    """Download `refs` into workdir as `ChunkFile`s; `downloaded` is called after each."""
     from spectare.media.clips import ChunkFile  # PyAV, deferred: see the module docstring
 
-    files = []
+    files: list[ChunkFile] = []
     for ref in refs:
         path = workdir / f"{len(files):05d}.mp4"
         download(ref.url, path)
@@ -55,7 +61,8 @@ def download_chunks(refs: Sequence[Any], workdir: Path, downloaded: Callable[[An
     return files
 
 
-def make_clip(refs: Sequence[Any], start: float, end: float, workdir: Path, output: Path | None = None) -> Any:
+def make_clip(refs: Sequence[ChunkRef], start: float, end: float, workdir: Path,
+              output: Path | None = None) -> "Clip":
     """Download `refs` into workdir and join them into one MP4 of [start, end) at `output` (default
     workdir/clip.mp4); returns the `Clip`."""
     from spectare.media.clips import export_clip

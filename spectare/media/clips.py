@@ -90,33 +90,36 @@ class _ClipWriter:
             packets = [p for p in source.demux(video) if p.size and p.pts is not None]
             if not packets:
                 return
+            tb = video.time_base
+            if tb is None:
+                raise ClipError(f"chunk {chunk.path.name} has no video time base")
             if self.stream is None:
                 self.stream = self.output.add_stream_from_template(video)
-                self.time_base = video.time_base
-            tb = video.time_base
-            first_pts = min(p.pts for p in packets)
+                self.time_base = tb
+            first_pts = min(_pts(p) for p in packets)
 
             def wall(ticks: int) -> float:
                 return chunk.start + float((ticks - first_pts) * tb)
 
             begin = 0
             if math.isnan(self.origin):  # the clip starts at the last keyframe at or before `start`
-                keyframes = [i for i, p in enumerate(packets) if p.is_keyframe and wall(p.pts) <= self.start]
+                keyframes = [i for i, p in enumerate(packets) if p.is_keyframe and wall(_pts(p)) <= self.start]
                 begin = keyframes[-1] if keyframes else next((i for i, p in enumerate(packets) if p.is_keyframe), 0)
-                self.origin = wall(packets[begin].pts)
+                self.origin = wall(_pts(packets[begin]))
             shift = self._shift(chunk, first_pts, tb)
             wrote = False
             for packet in packets[begin:]:
-                decode_ticks = packet.dts if packet.dts is not None else packet.pts
+                decode_ticks = packet.dts if packet.dts is not None else _pts(packet)
                 if wall(decode_ticks) >= self.end:
                     break
                 duration = packet.duration or 0
-                packet.pts, packet.dts = packet.pts + shift, decode_ticks + shift
+                pts, dts = _pts(packet) + shift, decode_ticks + shift
+                packet.pts, packet.dts = pts, dts
                 packet.time_base = tb
                 packet.stream = self.stream
                 self.output.mux(packet)
-                self.next_dts = packet.dts + max(duration, 1)
-                self.last_end = self.origin + float((packet.pts + duration) * tb)
+                self.next_dts = dts + max(duration, 1)
+                self.last_end = self.origin + float((pts + duration) * tb)
                 self.frames += 1
                 wrote = True
             self.chunks += wrote
@@ -129,3 +132,9 @@ class _ClipWriter:
 
     def close(self) -> None:
         self.output.close()
+
+
+def _pts(packet: av.Packet) -> int:
+    """A demuxed packet's pts: packets without one are left out before this is asked."""
+    assert packet.pts is not None
+    return packet.pts

@@ -18,7 +18,7 @@ def decode_keyframe(keyframe: Keyframe) -> av.VideoFrame:
         codec = av.CodecContext.create(keyframe.codec, "r")
     except (av.FFmpegError, ValueError) as exc:
         raise UndecodableKeyframe(f"unknown codec {keyframe.codec!r} ({exc})") from None
-    if codec.type != "video":
+    if not isinstance(codec, av.VideoCodecContext):
         raise UndecodableKeyframe(f"codec {keyframe.codec!r} is not a video codec")
     if keyframe.extradata:
         codec.extradata = keyframe.extradata
