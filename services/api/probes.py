@@ -24,6 +24,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from spectare.core.config import Settings
+from spectare.core.consumer import lag
 from spectare.core.errors import SpectareError
 from spectare.core.footage import read_footage
 from spectare.core.redact import redact
@@ -143,10 +144,9 @@ async def consumer_lags(js: JetStreamContext, names: Names) -> list[dict[str, An
         for info in consumers:
             if not info.config.durable_name:
                 continue  # ephemeral readers (CLI tails, these stats) are not services
-            pending, ack_pending = info.num_pending or 0, info.num_ack_pending or 0
-            lags.append({"stream": stream, "consumer": info.name, "pending": pending, "ack_pending": ack_pending,
-                         "lag": pending + ack_pending})
-    return sorted(lags, key=lambda lag: (lag["stream"], lag["consumer"]))
+            lags.append({"stream": stream, "consumer": info.name, "pending": info.num_pending or 0,
+                         "ack_pending": info.num_ack_pending or 0, "lag": lag(info)})
+    return sorted(lags, key=lambda row: (row["stream"], row["consumer"]))
 
 
 async def chunks_from_index(index: Any, since: float) -> tuple[dict[str, int], dict[str, int | None]]:

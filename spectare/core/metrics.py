@@ -3,7 +3,8 @@
 Services keep plain tallies of what they do (packets, chunks, detections, errors); `StatsCollector` exposes
 them at scrape time as counters, per camera where the tallies are per camera, so the hot paths stay free
 of metric calls. Latencies are histograms observed where they happen. `ConsumerLag` samples how far each
-durable consumer of the service is behind (messages pending + delivered but not acked).
+durable consumer of the service is behind (`spectare.core.consumer.lag`: messages pending + delivered but not
+acked).
 """
 
 import asyncio
@@ -15,6 +16,8 @@ from nats.js import JetStreamContext
 from prometheus_client import REGISTRY, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from spectare.core.consumer import lag
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ class ConsumerLag:
                 info = await self.js.consumer_info(stream, consumer, timeout=2.0)
             except Exception:  # gone, or NATS away: the gauge keeps its last value until the next sample
                 continue
-            CONSUMER_LAG.labels(stream, consumer).set(info.num_pending + info.num_ack_pending)
+            CONSUMER_LAG.labels(stream, consumer).set(lag(info))
         for stream, consumer in self.seen - current:
             with contextlib.suppress(KeyError):
                 CONSUMER_LAG.remove(stream, consumer)
