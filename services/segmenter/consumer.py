@@ -4,7 +4,8 @@ and the StreamInfo of a session it joins midway.
 Consumer `seg_<cam>` on the MEDIA stream (the stream name carries the deployment prefix, so the
 consumer name need not), filtered to the camera's info and packets subjects, AckPolicy.ALL: acking
 a chunk's last message settles the chunk and everything before it. On every start the consumer is
-recreated from its ack floor (read the floor, delete, create with `by_start_sequence` floor + 1):
+recreated from its ack floor (read the floor, delete, create with `by_start_sequence` floor + 1; see
+`spectare.core.consumer.open_durable`):
 after a kill -9 everything not acked is delivered again at once, instead of after ack_wait, and
 settings changes (ack_wait, max_ack_pending) take effect. A camera without a consumer starts at the
 beginning of the buffer, or, when footage of it is already stored, a little before that footage
@@ -31,6 +32,7 @@ from nats.js.errors import NotFoundError
 
 from spectare.core.bus import MAX_MESSAGE_BYTES
 from spectare.core.config import Settings
+from spectare.core.consumer import consumer_state, open_durable
 from spectare.core.errors import SchemaError
 from spectare.schemas import Gap, Segment, StreamInfo, decode_one_of
 
@@ -79,13 +81,9 @@ async def open_consumer(js: JetStreamContext, settings: Settings, seg: Segmenter
         max_ack_pending=seg.max_ack_pending,
         filter_subjects=[names.info(camera), names.packets(camera)],
     )
-    try:
-        info = await js.consumer_info(stream, durable)
-    except NotFoundError:
-        info = None
+    info = await consumer_state(js, stream, durable)
     if info is not None:
         floor = info.ack_floor.stream_seq if info.ack_floor else 0
-        await js.delete_consumer(stream, durable)
         config.deliver_policy, config.opt_start_seq = DeliverPolicy.BY_START_SEQUENCE, floor + 1
         log.info("camera %s: resuming after stream sequence %d (%d un-acked messages delivered again)",
                  camera, floor, info.num_ack_pending)
@@ -97,7 +95,7 @@ async def open_consumer(js: JetStreamContext, settings: Settings, seg: Segmenter
     else:
         config.deliver_policy = DeliverPolicy.ALL
         log.info("camera %s: new camera, recording from the start of the buffer", camera)
-    await js.add_consumer(stream, config)
+    await open_durable(js, stream, config, recreate=info is not None)
 
 
 # Bytes one pull request may deliver: bounds what waits in memory between two takes (a catching-up camera),

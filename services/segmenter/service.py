@@ -16,10 +16,9 @@ import logging
 import math
 import time
 
-import nats.errors
 from nats.aio.msg import Msg
-from nats.js.errors import NotFoundError
 
+from spectare.core.consumer import NATS_ERRORS, TRANSIENT_ERRORS, consumer_state, pause_after
 from spectare.core.errors import SchemaError, SpectareError
 from spectare.core.leases import Lease
 from spectare.core.logs import LogOnce
@@ -145,11 +144,8 @@ class CameraPipeline:
         while True:
             try:
                 await puller.pull()  # a pull request open at the server (a new one if the last ended)
-            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-                    nats.errors.ConnectionDrainingError, nats.errors.OutboundBufferLimitError) as exc:
-                self.log_once.warning("fetch", "camera %s: cannot fetch (%s); retrying", self.camera,
-                                      type(exc).__name__)
-                await asyncio.sleep(1.0)
+            except TRANSIENT_ERRORS as exc:
+                await pause_after(exc, self.log_once, "fetch", f"camera {self.camera}: cannot fetch")
                 continue
             # Let a few messages gather rather than wake up for each one, and wake up on a clock shared by all
             # cameras (a multiple of the interval): waking the process costs more CPU than the packets themselves
@@ -175,12 +171,9 @@ class CameraPipeline:
     async def _consumer_exists(self) -> bool:
         names = self.shared.settings.names
         try:
-            await self.shared.js.consumer_info(names.media_stream, consumer_name(self.camera))
-        except NotFoundError:
-            return False
-        except (nats.errors.Error, TimeoutError):
-            pass  # cannot tell now: assume it is there
-        return True
+            return await consumer_state(self.shared.js, names.media_stream, consumer_name(self.camera)) is not None
+        except NATS_ERRORS:
+            return True  # cannot tell now: assume it is there
 
     async def _feed(self, msg: Msg) -> list[Action]:
         chunker = self.chunker

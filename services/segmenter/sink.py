@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import nats.errors
 from minio import Minio
 from minio.error import S3Error
 from minio.helpers import MAX_PART_SIZE, MIN_PART_SIZE
@@ -25,6 +24,7 @@ from nats.js import JetStreamContext
 
 from spectare.core.backoff import Backoff
 from spectare.core.config import Settings
+from spectare.core.consumer import Ack, settle
 from spectare.core.logs import LogOnce
 from spectare.core.metrics import histogram
 from spectare.core.retry import Outage, describe_error, retry_until_done
@@ -223,23 +223,17 @@ class ChunkSink:
         restart the chunker skips what the footage stream says is stored."""
         if handle is None or handle.ordinal <= self.acked_ordinal:
             return
-        backoff = self._backoff()
-        for _ in range(5):
-            try:
-                if terminate:
-                    await handle.msg.term()
-                    self.stats.terminated += 1
-                else:
-                    await handle.msg.ack_sync(timeout=self.shared.seg.publish_timeout_s)
-                self.acked_ordinal = max(self.acked_ordinal, handle.ordinal)
-                return
-            except nats.errors.MsgAlreadyAckdError:
-                return
-            except (nats.errors.Error, TimeoutError) as exc:
-                self.stats.ack_errors += 1
-                self.log_once.warning("ack", "camera %s: ack failed (%s); the next ack covers it", self.camera,
-                                      describe_error(exc))
-                await asyncio.sleep(backoff.next_delay())
+
+        def failed(exc: BaseException) -> None:
+            self.stats.ack_errors += 1
+            self.log_once.warning("ack", "camera %s: ack failed (%s); the next ack covers it", self.camera,
+                                  describe_error(exc))
+
+        if await settle(handle.msg, Ack.TERM if terminate else Ack.ACK, timeout=self.shared.seg.publish_timeout_s,
+                        attempts=5, backoff=self._backoff(), on_error=failed):
+            if terminate:
+                self.stats.terminated += 1
+            self.acked_ordinal = max(self.acked_ordinal, handle.ordinal)
 
     def _backoff(self) -> Backoff:
         return Backoff(self.shared.seg.upload_backoff_min_s, self.shared.seg.upload_backoff_max_s)
