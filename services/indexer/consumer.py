@@ -4,37 +4,37 @@ Consumers `<consumer_prefix>_footage` (FOOTAGE) and `<consumer_prefix>_detection
 At every start each is recreated to deliver from the stream sequence after the last one the database holds
 (its `progress` table), whatever the consumer's own ack floor says: the database is the truth about what is
 indexed. A new (or deleted) database file therefore replays each stream from its start, and a database
-restored from a backup catches up from where it was.
+restored from a backup catches up from where it was. Opening, fetching and settling are
+`spectare.core.consumer`'s.
 """
 
 import logging
 
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
 
+from spectare.core.consumer import PullConsumer
+from spectare.core.logs import LogOnce
 from spectare.schemas import Names
 
 from .settings import IndexerSettings
 
 log = logging.getLogger(__name__)
 
-FETCH_TIMEOUT_S = 1.0
-
 
 class StreamFeed:
     def __init__(self, js: JetStreamContext, kind: str, stream: str, subject: str, durable: str,
-                 ix: IndexerSettings) -> None:
+                 ix: IndexerSettings, log_once: LogOnce | None = None) -> None:
         self.js = js
         self.kind = kind
         self.stream = stream
         self.subject = subject
         self.durable = durable
         self.ix = ix
-        self.sub: JetStreamContext.PullSubscription | None = None
+        self.consumer = PullConsumer(js, stream, self._config(0), log_once or LogOnce(log))
 
-    async def open(self, committed_seq: int) -> None:
-        """(Re)create the durable consumer to deliver from `committed_seq + 1`."""
+    def _config(self, committed_seq: int) -> ConsumerConfig:
         config = ConsumerConfig(
             durable_name=self.durable,
             description=f"Spectare indexer: {self.kind} into the index database",
@@ -48,42 +48,33 @@ class StreamFeed:
             config.deliver_policy, config.opt_start_seq = DeliverPolicy.BY_START_SEQUENCE, committed_seq + 1
         else:
             config.deliver_policy = DeliverPolicy.ALL
-        try:
-            await self.js.delete_consumer(self.stream, self.durable)
-        except NotFoundError:
-            pass
+        return config
+
+    async def open(self, committed_seq: int) -> None:
+        """(Re)create the durable consumer to deliver from `committed_seq + 1`."""
         info = await self.js.stream_info(self.stream)
         first, last = info.state.first_seq, info.state.last_seq
         if committed_seq + 1 < first and last >= first:
             log.warning("%s: messages %d..%d expired from the stream before they were indexed", self.stream,
                         committed_seq + 1, first - 1)
-        await self.js.add_consumer(self.stream, config)
-        self.sub = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
+        self.consumer.config = self._config(committed_seq)
+        await self.consumer.open(recreate=True)
         log.info("%s: indexing from stream sequence %d (%d waiting)", self.stream, max(committed_seq + 1, first),
                  max(0, last - max(committed_seq, first - 1)))
 
-    async def fetch(self, batch: int) -> list:
-        assert self.sub is not None
-        try:
-            return await self.sub.fetch(batch, timeout=FETCH_TIMEOUT_S)
-        except TimeoutError:
-            return []
-
+    async def fetch(self, batch: int) -> list[Msg]:
+        """Up to `batch` messages, [] when none came within a second or NATS is away (see PullConsumer.fetch)."""
+        return await self.consumer.fetch(batch)
 
     async def close(self) -> None:
-        """Unsubscribe (the durable consumer stays): a fetch cut short leaves messages in the subscription's
-        queue, and draining the connection would wait for them."""
-        if self.sub is not None:
-            try:
-                await self.sub.unsubscribe()
-            except Exception as exc:  # closing anyway
-                log.debug("%s: unsubscribe failed: %s", self.stream, exc)
-            self.sub = None
+        """Unsubscribe (the durable consumer stays)."""
+        await self.consumer.close()
 
 
-def feeds_for(js: JetStreamContext, names: Names, ix: IndexerSettings) -> list[StreamFeed]:
+def feeds_for(js: JetStreamContext, names: Names, ix: IndexerSettings,
+              log_once: LogOnce | None = None) -> list[StreamFeed]:
     return [
-        StreamFeed(js, "footage", names.footage_stream, names.footage("*"), ix.consumer("footage"), ix),
+        StreamFeed(js, "footage", names.footage_stream, names.footage("*"), ix.consumer("footage"), ix, log_once),
         StreamFeed(js, "detections", names.detections_stream, names.detections("*", "*"), ix.consumer("detections"),
-                   ix),
+                   ix, log_once),
     ]

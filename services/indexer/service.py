@@ -17,10 +17,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import duckdb
-import nats.errors
 from nats.aio.msg import Msg
 
 from spectare.core.backoff import Backoff
+from spectare.core.consumer import Ack, settle
 from spectare.core.logs import LogOnce
 from spectare.core.metrics import ConsumerLag, register_stats
 from spectare.core.registry import CameraRegistry
@@ -118,7 +118,7 @@ class Indexer:
         writer = self.writer = IndexWriter(con)
         positions = await loop.run_in_executor(self.write_pool, writer.positions)
         self.committed = {stream: tally.last_seq for stream, tally in positions.items()}
-        feeds = feeds_for(self.ctx.js, self.names, self.ix)
+        feeds = feeds_for(self.ctx.js, self.names, self.ix, self.log_once)
         for feed in feeds:
             await feed.open(self.committed.get(feed.stream, 0))
         api = QueryService(self.ctx.nc, self.names, self.ix, con,
@@ -155,15 +155,9 @@ class Indexer:
     async def _fetch(self, feed: StreamFeed) -> None:
         while True:
             try:
-                msgs = await feed.fetch(self.ix.batch_size)
+                msgs = await feed.fetch(self.ix.batch_size)  # [] while NATS is away
             except asyncio.CancelledError:
                 raise
-            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-                    nats.errors.ConnectionDrainingError) as exc:
-                self.log_once.warning(f"fetch:{feed.kind}", "cannot fetch from %s (%s); retrying", feed.stream,
-                                      type(exc).__name__)
-                await asyncio.sleep(1.0)
-                continue
             except Exception as exc:  # the consumer was deleted, the stream recreated, ...: place it again
                 self.log_once.warning(f"consumer:{feed.kind}", "fetching from %s failed (%s); recreating consumer %s",
                                       feed.stream, describe_error(exc), feed.durable)
@@ -289,16 +283,15 @@ class Indexer:
         return True
 
     async def _settle(self, pending: Pending) -> None:
+        """Terminate the rejected messages, then ack each stream's last one. A failure is logged once: the next
+        ack covers it, and a restart starts after what the database holds."""
         for msg in pending.rejected:
-            with contextlib.suppress(nats.errors.Error, TimeoutError):
-                await msg.term()
+            await settle(msg, Ack.TERM, on_error=self._failed("terminating a rejected message"))
         for stream, msg in pending.last.items():
-            try:
-                await msg.ack_sync(timeout=5.0)
-            except nats.errors.MsgAlreadyAckdError:
-                pass
-            except (nats.errors.Error, TimeoutError) as exc:  # the next ack covers it; a restart starts after the DB
-                self.log_once.warning(f"ack:{stream}", "ack on %s failed (%s)", stream, describe_error(exc))
+            await settle(msg, Ack.ACK, timeout=5.0, on_error=self._failed(f"ack on {stream}"))
+
+    def _failed(self, what: str) -> Callable[[BaseException], None]:
+        return lambda exc: self.log_once.warning(what, "%s failed (%s)", what, describe_error(exc))
 
 
 async def _next(queue: asyncio.Queue, stop: asyncio.Future, timeout: float | None):
