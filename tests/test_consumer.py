@@ -1,6 +1,7 @@
 """The consumer kit (spectare.core.consumer): settle semantics on stand-in messages, then opening, fetching and
 settling against a real nats-server."""
 
+import asyncio
 import secrets
 
 import nats
@@ -9,7 +10,7 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, StreamConfig
 
 from spectare.core.backoff import Backoff
-from spectare.core.consumer import Ack, PullConsumer, consumer_state, lag, open_durable, settle
+from spectare.core.consumer import Ack, InFlight, PullConsumer, consumer_state, lag, open_durable, settle
 
 from .helpers import eventually
 
@@ -78,6 +79,26 @@ async def test_failures_are_retried_then_given_up_without_raising():
 async def test_a_bug_is_not_mistaken_for_a_nats_failure():
     with pytest.raises(ValueError):
         await settle(StandIn(failures=1, error=ValueError("bug")), attempts=3, backoff=QUICK)
+
+
+async def test_in_flight_keeps_unsettled_messages_alive():
+    one, two, three = StandIn(), StandIn(), StandIn(failures=2)
+    errors: list[BaseException] = []
+    in_flight = InFlight(on_error=errors.append)
+    in_flight.add([one, two, three])
+    assert await in_flight.settle(one)
+    in_flight.keep_alive()
+    for _ in range(2):
+        await asyncio.sleep(0)  # the in_progress replies are sent in tasks of their own
+    assert (one.calls, two.calls, three.calls) == (["ack"], ["in_progress"], ["in_progress"])
+    assert errors == [], "keeping alive is best effort: a failed in_progress is not reported"
+    assert not await in_flight.settle(three, Ack.TERM)  # its second failure: reported, left to JetStream
+    assert three.calls == ["in_progress", "term"] and len(errors) == 1
+    in_flight.forget([two])
+    assert len(in_flight) == 0
+    in_flight.keep_alive()
+    await asyncio.sleep(0)
+    assert two.calls == ["in_progress"] and three.calls == ["in_progress", "term"], "nothing left to keep alive"
 
 
 def test_lag_is_pending_plus_awaiting_ack():

@@ -25,10 +25,8 @@ import io
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable
 from dataclasses import dataclass, field, fields
 
-import nats.errors
 import numpy as np
 from minio import Minio
 from nats.aio.msg import Msg
@@ -36,6 +34,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from spectare.core.backoff import Backoff
+from spectare.core.consumer import Ack, InFlight, PullConsumer
 from spectare.core.errors import CameraNotFound, SchemaError, SpectareError
 from spectare.core.logs import LogOnce
 from spectare.core.metrics import ConsumerLag, histogram, register_stats
@@ -75,7 +74,6 @@ METRICS = {
 LATENCY = histogram("detector", "latency_seconds",
                     "from a keyframe's wall time to its detections published (or it found nothing)")
 CONSUMER = "detector"
-FETCH_TIMEOUT_S = 1.0
 STATS_EVERY_S = 60.0
 
 
@@ -130,7 +128,7 @@ class Detector:
         self.registry: CameraRegistry | None = None
         self.motion: MotionStore | None = None
         self.model_lock = asyncio.Lock()
-        self.in_flight: dict[int, Msg] = {}  # messages not yet settled (by id: Msg is unhashable), kept alive
+        self.in_flight = InFlight(det.publish_timeout_s, self._settle_failed)  # delivered, not settled: kept alive
 
     async def run(self) -> None:
         js = self.ctx.js
@@ -141,7 +139,7 @@ class Detector:
             await asyncio.to_thread(ensure_bucket, self.ctx.settings.s3, self.s3)
         except SpectareError as exc:  # S3 down at start: snapshots wait for it
             log.warning("%s; snapshots will wait for it", exc)
-        sub = await open_consumer(js, self.ctx.settings.names, self.det)
+        consumer = await open_consumer(js, self.ctx.settings.names, self.det, self.log_once)
         log.info("detector up: model %s on %s, batches of up to %d keyframes", self.model.name, self.model.device,
                  self.det.batch_size)
         watcher = asyncio.create_task(self._follow_registry(), name="detector-registry")
@@ -155,7 +153,7 @@ class Detector:
         try:
             while not self.ctx.stop.is_set():
                 await slots.acquire()
-                msgs = await self._fetch(sub)
+                msgs = await consumer.fetch(self.det.batch_size)  # [] when none came, or NATS is away
                 if msgs:
                     batch = asyncio.create_task(self._batch(msgs, slots))
                     batches.add(batch)
@@ -175,20 +173,8 @@ class Detector:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             # Messages a cancelled fetch left in the subscription's queue would hold up the connection's drain.
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            await consumer.close()
             log.info("detector stopped: %s", self.stats.summary())
-
-    async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
-        try:
-            return await sub.fetch(self.det.batch_size, timeout=FETCH_TIMEOUT_S)
-        except TimeoutError:
-            return []
-        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-                nats.errors.ConnectionDrainingError) as exc:
-            self.log_once.warning("fetch", "cannot fetch keyframes (%s); retrying", type(exc).__name__)
-            await asyncio.sleep(1.0)
-            return []
 
     async def _batch(self, msgs: list[Msg], slots: asyncio.Semaphore) -> None:
         try:
@@ -217,7 +203,7 @@ class Detector:
 
     async def handle(self, msgs: list[Msg]) -> None:
         self.stats.batches += 1
-        self.in_flight.update((id(msg), msg) for msg in msgs)
+        self.in_flight.add(msgs)
         jobs: list[Job] = []
         for msg in msgs:
             self.stats.keyframes += 1
@@ -350,32 +336,22 @@ class Detector:
 
     def _keep_alive(self) -> None:
         """Tell JetStream the keyframes are still being worked on, so they are not handed to another replica."""
-        for msg in list(self.in_flight.values()):
-            asyncio.ensure_future(_quietly(msg.in_progress()))
+        self.in_flight.keep_alive()
 
     async def _settle(self, msg: Msg, terminate: bool = False) -> None:
-        self.in_flight.pop(id(msg), None)
-        try:
-            if terminate:
-                await msg.term()
-            else:
-                await msg.ack_sync(timeout=self.det.publish_timeout_s)
-        except nats.errors.MsgAlreadyAckdError:
-            pass
-        except (nats.errors.Error, TimeoutError) as exc:  # redelivered later; message ids prevent duplicates
-            self.log_once.warning("ack", "ack failed (%s); the keyframe will be redelivered", type(exc).__name__)
+        await self.in_flight.settle(msg, Ack.TERM if terminate else Ack.ACK)
+
+    def _settle_failed(self, exc: BaseException) -> None:  # redelivered later; message ids prevent duplicates
+        self.log_once.warning("ack", "ack failed (%s); the keyframe will be redelivered", type(exc).__name__)
 
     def _backoff(self) -> Backoff:
         return Backoff(0.2, 5.0)
 
 
-async def _quietly(call: Awaitable[object]) -> None:
-    with contextlib.suppress(Exception):
-        await call
-
-
-async def open_consumer(js: JetStreamContext, names: Names, det: DetectorSettings) -> JetStreamContext.PullSubscription:
-    """The shared durable consumer (created or updated to the current settings by any replica)."""
+async def open_consumer(js: JetStreamContext, names: Names, det: DetectorSettings,
+                        log_once: LogOnce | None = None) -> PullConsumer:
+    """The shared durable consumer, created or updated to the current settings by any replica (never deleted:
+    the other replicas are reading it)."""
     config = ConsumerConfig(
         durable_name=CONSUMER,
         description="object detection on keyframes, shared by all detector replicas",
@@ -386,8 +362,9 @@ async def open_consumer(js: JetStreamContext, names: Names, det: DetectorSetting
         max_deliver=5,  # a keyframe that crashes replicas is given up after a few tries
         filter_subject=names.keyframes("*"),
     )
-    await js.add_consumer(names.keyframes_stream, config)
-    return await js.pull_subscribe_bind(durable=CONSUMER, stream=names.keyframes_stream)
+    consumer = PullConsumer(js, names.keyframes_stream, config, log_once)
+    await consumer.open(recreate=False)
+    return consumer
 
 
 async def serve(ctx: ServiceContext, det: DetectorSettings) -> None:

@@ -11,6 +11,8 @@
   client already acked, nak'd or terminated counts as settled. A failure of NATS (any nats error, a timeout)
   is never fatal: it goes to `on_error`, is retried `attempts` times with backoff, and is then left to
   JetStream (redelivered after ack_wait, or covered by the next ack under AckPolicy.ALL).
+- `InFlight` holds the messages delivered and not settled yet under AckPolicy.EXPLICIT (the detector's), so
+  that work waiting out an outage keeps all of them alive and each is settled as it is done with.
 - `TRANSIENT_ERRORS` are what NATS raises while the connection is away; a fetch or pull request meeting one
   says so once (`pause_after`), pauses and tries again.
 - `lag` is how far a consumer is behind: messages pending + delivered but not acked (what `/stats`, the
@@ -20,7 +22,7 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 
 import nats.errors
@@ -82,6 +84,39 @@ async def settle(msg: Msg, how: Ack = Ack.ACK, *, timeout: float = ACK_TIMEOUT_S
             if attempt + 1 < attempts:
                 await asyncio.sleep(pause.next_delay())
     return False
+
+
+class InFlight:
+    """Messages delivered and not settled yet (AckPolicy.EXPLICIT). `keep_alive()` marks every one in progress
+    (its ack_wait starts again, so JetStream does not hand it to another replica while work on it waits out an
+    outage); `settle()` takes one out and settles it; `forget()` takes messages out unsettled (JetStream
+    redelivers them after ack_wait)."""
+
+    def __init__(self, timeout: float = ACK_TIMEOUT_S, on_error: Callable[[BaseException], None] | None = None) -> None:
+        self.timeout = timeout
+        self.on_error = on_error
+        self._msgs: dict[int, Msg] = {}  # by id: Msg is unhashable
+        self._alive: set[asyncio.Future[bool]] = set()  # in_progress replies on their way (kept from the GC)
+
+    def __len__(self) -> int:
+        return len(self._msgs)
+
+    def add(self, msgs: Iterable[Msg]) -> None:
+        self._msgs.update((id(msg), msg) for msg in msgs)
+
+    def forget(self, msgs: Iterable[Msg]) -> None:
+        for msg in msgs:
+            self._msgs.pop(id(msg), None)
+
+    def keep_alive(self) -> None:
+        for msg in list(self._msgs.values()):
+            sent = asyncio.ensure_future(settle(msg, Ack.IN_PROGRESS))
+            self._alive.add(sent)
+            sent.add_done_callback(self._alive.discard)
+
+    async def settle(self, msg: Msg, how: Ack = Ack.ACK) -> bool:
+        self._msgs.pop(id(msg), None)
+        return await settle(msg, how, timeout=self.timeout, on_error=self.on_error)
 
 
 async def pause_after(exc: BaseException, log_once: LogOnce, kind: str, what: str) -> None:
