@@ -34,7 +34,7 @@ def containers(doc: dict) -> list[dict]:
 
 
 def assert_setting_exists(variable: str) -> None:
-    """SPECTARE_X (shared) or SPECTARE_<SECTION>__FIELD names a real setting."""
+    """SPECTARE_<FIELD> (shared) or SPECTARE_<SECTION>__<FIELD> names a real setting."""
     name = variable.removeprefix("SPECTARE_").lower()
     if "__" in name:
         head, field = name.split("__", 1)

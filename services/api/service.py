@@ -13,7 +13,7 @@ import uvicorn
 from prometheus_client import REGISTRY
 
 from spectare.core.bus import connect, ensure_topology
-from spectare.core.config import Settings, load_settings
+from spectare.core.config import Settings, ingest_max_cameras, load_settings
 from spectare.core.errors import SpectareError
 from spectare.core.logs import setup_logging
 from spectare.core.metrics import start_metrics
@@ -29,19 +29,17 @@ REFRESH_S = 15.0
 
 def ingest_capacity(api: ApiSettings) -> int:
     """Cameras per ingest worker behind the scaling signal: [api] max_cameras_per_worker, else ingest's own
-    max_cameras (read from the same config)."""
+    max_cameras (`[ingest]` of the same config, read through the core: the API imports no other service)."""
     if api.max_cameras_per_worker is not None:
         return api.max_cameras_per_worker
-    from spectare.ingest.settings import IngestSettings
-
-    return IngestSettings.load().max_cameras  # type: ignore[attr-defined]
+    return ingest_max_cameras()
 
 
-async def serve(settings: Settings, api: ApiSettings) -> None:
+async def serve(settings: Settings, api: ApiSettings, capacity: int) -> None:
     nc = await connect(settings, "api")
     try:
         await ensure_topology(nc.jetstream(), settings)
-        state = await ApiState.open(settings, api, nc, ingest_capacity(api))
+        state = await ApiState.open(settings, api, nc, capacity)
         app = create_app(state)
         if settings.metrics_port:  # like every service: /metrics without a token on a port of its own as well
             REGISTRY.register(app.state.metrics.registry)
@@ -74,12 +72,13 @@ def main() -> None:
     try:
         settings = load_settings()
         api = ApiSettings.load()
+        capacity = ingest_capacity(api)  # type: ignore[arg-type]
     except SpectareError as exc:
         print(f"spectare-api: error: {redact(str(exc))}", file=sys.stderr)
         sys.exit(1)
     setup_logging(settings.log_level, "api")
     try:
-        asyncio.run(serve(settings, api))  # type: ignore[arg-type]
+        asyncio.run(serve(settings, api, capacity))  # type: ignore[arg-type]
     except SpectareError as exc:
         log.error("%s", redact(str(exc)))
         sys.exit(1)

@@ -10,7 +10,7 @@ from spectare.core.config import SectionSettings
 
 
 class ApiSettings(SectionSettings):
-    model_config = SettingsConfigDict(env_prefix="SPECTARE_API__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SPECTARE_API__")
 
     @classmethod
     def section(cls) -> str:

@@ -17,7 +17,7 @@ DEFAULT_LABELS = ("person", "bicycle", "car", "motorcycle", "bus", "truck")
 
 
 class DetectorSettings(SectionSettings):
-    model_config = SettingsConfigDict(env_prefix="SPECTARE_DETECTOR__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SPECTARE_DETECTOR__")
 
     @classmethod
     def section(cls) -> str:

@@ -12,7 +12,7 @@ from spectare.core.config import SectionSettings, Settings
 
 
 class IndexerSettings(SectionSettings):
-    model_config = SettingsConfigDict(env_prefix="SPECTARE_INDEXER__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SPECTARE_INDEXER__")
 
     @classmethod
     def section(cls) -> str:

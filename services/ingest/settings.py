@@ -1,23 +1,15 @@
-"""Ingest settings: `[ingest]` in the config file, `SPECTARE_INGEST__<FIELD>` in the environment."""
+"""Ingest settings: `[ingest]` in the config file, `SPECTARE_INGEST__<FIELD>` in the environment (see
+`spectare.core.config.SectionSettings`). `max_cameras` comes from the core's `IngestCapacity`, where the API
+reads it too (its scaling signal) without importing this package."""
 
 from typing import Annotated, Literal
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
-from spectare.core.config import SectionSettings
+from spectare.core.config import IngestCapacity
 
 
-class IngestSettings(SectionSettings):
-    model_config = SettingsConfigDict(env_prefix="SPECTARE_INGEST__", extra="ignore")
-
-    @classmethod
-    def section(cls) -> str:
-        return "ingest"
-
-    max_cameras: Annotated[int, Field(ge=1, le=1000)] = Field(
-        default=64, description="most cameras one ingest worker pulls at once"
-    )
+class IngestSettings(IngestCapacity):
     open_timeout_s: Annotated[float, Field(gt=0, le=120)] = Field(
         default=10.0, description="seconds to wait for a camera to answer when connecting"
     )

@@ -11,7 +11,7 @@ from spectare.core.config import SectionSettings
 
 
 class SegmenterSettings(SectionSettings):
-    model_config = SettingsConfigDict(env_prefix="SPECTARE_SEGMENTER__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SPECTARE_SEGMENTER__")
 
     @classmethod
     def section(cls) -> str:
