@@ -1,1 +1,16 @@
-"""The detector service (arrives with its own issue)."""
+"""The detector service (`python -m spectare.detector`): keyframes in, detections and snapshot JPEGs out.
+
+Modules:
+- `service`: the process and its loop: the shared durable consumer `detector` on KEYFRAMES, fetching
+  batches, following the camera registry, keeping un-settled keyframes alive, consumer lag, totals.
+- `pipeline`: one batch of keyframe messages: decode, skip cameras that are unregistered or have detection
+  off, motion gate, model, then per keyframe the snapshot to S3, its detections published, and its ack.
+- `gate` (pure) and `motion` (the `motion` KV bucket): the motion gate's decisions and its shared state.
+- `models`: the object detection backends behind one interface (OpenCV DNN YOLO, Ultralytics).
+- `policy` (pure): per-camera labels, scores and thresholds, and the detections' Msg-Ids.
+- `snapshot`: the JPEG with the reported boxes drawn.
+- `settings`: `[detector]` settings.
+
+Decoding a keyframe into a picture is `spectare.media.frames` (the API's snapshots use it too); consuming,
+settling and keeping messages alive is `spectare.core.consumer`.
+"""

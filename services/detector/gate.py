@@ -2,8 +2,8 @@
 worth running the model on?
 
 Both keyframes are reduced to a small grey picture (`THUMB_WIDTH` pixels wide, area-averaged, see
-`frames.thumbnail`); the share of its pixels whose grey level moved by more than `PIXEL_DELTA` is the
-keyframe's motion. A camera's first keyframe, one after its picture size changed, and one whose
+`spectare.media.frames.thumbnail`); the share of its pixels whose grey level moved by more than
+`PIXEL_DELTA` is the keyframe's motion. A camera's first keyframe, one after its picture size changed, and one whose
 camera has the gate switched off always pass. The previous picture is shared by all detector replicas
 (see `motion.MotionStore`), so which replica gets which keyframe does not matter.
 """
