@@ -108,6 +108,7 @@ class Detector:
         try:
             await pipeline.handle(msgs)
         except Exception:  # a bug: the batch's keyframes are redelivered after ack_wait, the service goes on
+            self.in_flight.forget(msgs)  # not kept alive by other batches' retries (nor kept in memory)
             log.exception("batch of %d keyframes failed; they will be redelivered", len(msgs))
         finally:
             slots.release()
