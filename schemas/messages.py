@@ -71,6 +71,7 @@ class Message(BaseModel):
 
 
 M = TypeVar("M", bound=Message)
+N = TypeVar("N", bound=Message)
 
 
 def _unpack(data: bytes) -> dict:
@@ -91,14 +92,14 @@ def unpack_message(data: bytes) -> dict:
     return _unpack(data)
 
 
-def decode_one_of(data: bytes, *types: type[M]) -> M:
-    """Decode a message that may be any of `types` (e.g. a Segment or a Gap on footage.<cam>)."""
+def decode_one_of(data: bytes, first: type[M], second: type[N]) -> M | N:
+    """Decode a message that may be either of two kinds (e.g. a Segment or a Gap on footage.<cam>)."""
     raw = _unpack(data)
-    for t in types:
-        if raw.get("kind") == t.KIND:
-            return t.from_map(raw)
-    kinds = ", ".join(t.KIND for t in types)
-    raise SchemaError(f"expected one of {kinds}, got kind {raw.get('kind')!r}")
+    if raw.get("kind") == first.KIND:
+        return first.from_map(raw)
+    if raw.get("kind") == second.KIND:
+        return second.from_map(raw)
+    raise SchemaError(f"expected one of {first.KIND}, {second.KIND}, got kind {raw.get('kind')!r}")
 
 
 class VideoTrack(BaseModel):

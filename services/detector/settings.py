@@ -84,4 +84,4 @@ class DetectorSettings(SectionSettings):
 
 def load_detector_settings(**overrides: object) -> DetectorSettings:
     """DetectorSettings, with validation problems turned into one readable ConfigError."""
-    return DetectorSettings.load(**overrides)  # type: ignore[return-value]
+    return DetectorSettings.load(**overrides)

@@ -101,4 +101,4 @@ class IndexerSettings(SectionSettings):
 
 def load_indexer_settings(**overrides: object) -> IndexerSettings:
     """IndexerSettings, with validation problems turned into one readable ConfigError."""
-    return IndexerSettings.load(**overrides)  # type: ignore[return-value]
+    return IndexerSettings.load(**overrides)

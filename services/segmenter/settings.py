@@ -72,4 +72,4 @@ class SegmenterSettings(SectionSettings):
 
 def load_segmenter_settings(**overrides: object) -> SegmenterSettings:
     """SegmenterSettings, with validation problems turned into one readable ConfigError."""
-    return SegmenterSettings.load(**overrides)  # type: ignore[return-value]
+    return SegmenterSettings.load(**overrides)

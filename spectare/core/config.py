@@ -27,7 +27,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -372,7 +372,7 @@ class SectionSettings(BaseSettings):
                            and (leaf := name.upper()[len(prefix):].lower()) not in fields]
 
     @classmethod
-    def load(cls, **overrides: Any) -> "SectionSettings":
+    def load(cls, **overrides: Any) -> Self:
         try:
             return cls(**overrides)
         except ValidationError as exc:
@@ -404,4 +404,4 @@ class _IngestCapacityOnly(IngestCapacity):
 def ingest_max_cameras() -> int:
     """`[ingest] max_cameras` (or `SPECTARE_INGEST__MAX_CAMERAS`) of this process's config, bounds checked
     (ConfigError), for processes other than ingest; ingest's other keys are not looked at."""
-    return _IngestCapacityOnly.load().max_cameras  # type: ignore[attr-defined]
+    return _IngestCapacityOnly.load().max_cameras

@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from typing import NoReturn
+from typing import Any, NoReturn
 
 EXIT_BAD_INPUT = 2
 EXIT_PORT = 3
@@ -134,7 +134,7 @@ def load_clip(name: str, path: str) -> Clip:
     aus: list[bytes] = []
     keys: list[bool] = []
     pts_list: list[int] = []
-    caps = None
+    caps: Any = None  # Gst.Caps of the first sample (gi objects are untyped)
     bus = pipeline.get_bus()
     pipeline.set_state(Gst.State.PLAYING)
     error = None
