@@ -7,7 +7,16 @@ Modules:
 - `rules`: decisions without I/O: camera edits, time parameters, packet rates, camera states, scaling.
 - `probes`: what /stats measures (NATS, S3, indexer, leases, packets, consumer lag), each bounded in time.
 - `middleware`: request metrics and the request body limit (plain ASGI).
-- `app`: routes, token checks, error answers.
+- `state`: ApiState (settings, NATS, registry, tokens, leases) and the dependencies routers reach it and the
+  metrics through (`State`, `Metrics`: `request.app.state`, never closures).
+- `auth`: the bearer-token check, `Read` and `Admin` (a route's scope is one parameter).
+- `errors`: ApiError, the error responses the OpenAPI document promises, the exception handlers.
+- `params`: parameters several routers take (camera name, times, a time range).
+- Routers, one per OpenAPI tag, each an `APIRouter` named `router`: `system` (/healthz, /tokens/me, /metrics,
+  /stats and the scaling gauges), `cameras` (the registry), `footage` (chunks, clips, snapshots), `search`
+  (/search, tagged footage), `detections` (server-sent events). A new one (HLS and live video, a cookie login)
+  is a module like these plus one `include_router` line in `app`.
+- `app`: `create_app` assembles them: middleware, exception handlers, routers.
 - `service`: the process (`python -m spectare.api`).
 
 Tokens live in `spectare.core.tokens` (the CLI creates them too).
