@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from spectare.core.errors import CameraExists, InvalidName, NotFoundError, SchemaError, SpectareError, UnreachableError
-from spectare.core.indexclient import IndexQueryError, QueryTimeout
+from spectare.core.indexclient import QueryTimeout
 from spectare.core.redact import redact
 from spectare.schemas.names import TOKEN_RULE
 
@@ -84,9 +84,7 @@ def status_of(exc: SpectareError) -> int:
         return 503
     if isinstance(exc, InvalidName | SchemaError):
         return 422
-    if isinstance(exc, IndexQueryError):
-        return 400
-    return 400
+    return 400  # IndexQueryError (the indexer refused the request) and any other refusal
 
 
 def _field_error(error: dict[str, Any]) -> dict[str, Any]:

@@ -104,16 +104,16 @@ def rate(samples: list[PacketSample]) -> Rate:
         return Rate(None, None)
     ordered = sorted(samples, key=lambda s: s.time)
     latest = ordered[-1].session
-    run = [s for s in ordered if s.session == latest and s.first_seq is not None]
+    run = [(s, seq) for s in ordered if s.session == latest and (seq := s.first_seq) is not None]
     if len(run) < 2 or latest is None:
         span = ordered[-1].time - ordered[0].time
         bitrate = sum(s.size for s in ordered[:-1]) * 8 / span if len(ordered) > 1 and span > 0 else None
         return Rate(None, bitrate)
-    span = run[-1].time - run[0].time
+    (first, first_seq), (last, last_seq) = run[0], run[-1]
+    span = last.time - first.time
     if span <= 0:
         return Rate(None, None)
-    packets = run[-1].first_seq - run[0].first_seq
-    return Rate(max(packets, 0) / span, sum(s.size for s in run[:-1]) * 8 / span)
+    return Rate(max(last_seq - first_seq, 0) / span, sum(s.size for s, _ in run[:-1]) * 8 / span)
 
 
 def camera_state(lease_held: bool, last_packet_age_s: float | None, stale_after_s: float) -> str:

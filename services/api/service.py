@@ -72,13 +72,13 @@ def main() -> None:
     try:
         settings = load_settings()
         api = ApiSettings.load()
-        capacity = ingest_capacity(api)  # type: ignore[arg-type]
+        capacity = ingest_capacity(api)
     except SpectareError as exc:
         print(f"spectare-api: error: {redact(str(exc))}", file=sys.stderr)
         sys.exit(1)
     setup_logging(settings.log_level, "api")
     try:
-        asyncio.run(serve(settings, api, capacity))  # type: ignore[arg-type]
+        asyncio.run(serve(settings, api, capacity))
     except SpectareError as exc:
         log.error("%s", redact(str(exc)))
         sys.exit(1)
