@@ -106,6 +106,13 @@ class Job:
     gate: GateResult | None = None
     found: list[Found] = field(default_factory=list)
 
+    @property
+    def picture(self) -> np.ndarray:
+        """The decoded image, for the steps after decoding (which drop the jobs that failed it)."""
+        if self.image is None:
+            raise RuntimeError(f"keyframe {self.keyframe.seq} of {self.keyframe.camera} was not decoded")
+        return self.image
+
 
 class Pipeline:
     """Runs batches of keyframe messages (several at once: `handle` may overlap with itself; the model takes one
@@ -163,7 +170,7 @@ class Pipeline:
         min_score = min(job.policy.min_score for job in jobs)
         async with self.model_lock:  # models are not thread-safe: one batch at a time in the model
             began = time.perf_counter()
-            results = await asyncio.to_thread(self.model.detect, [job.image for job in jobs], min_score)
+            results = await asyncio.to_thread(self.model.detect, [job.picture for job in jobs], min_score)
             self.stats.model_seconds += time.perf_counter() - began
         self.stats.inferred += len(jobs)
         for job, found in zip(jobs, results, strict=True):
@@ -218,7 +225,7 @@ class Pipeline:
         key = None
         if job.found:
             key = snapshot_key(kf.camera, kf.wall_time, kf.session, kf.seq)
-            jpeg = await asyncio.to_thread(render, job.image, job.found, self.det.snapshot_max_width,
+            jpeg = await asyncio.to_thread(render, job.picture, job.found, self.det.snapshot_max_width,
                                            self.det.snapshot_quality)
             await self._upload(kf.camera, key, jpeg)
             self.stats.snapshots += 1

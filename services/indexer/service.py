@@ -27,7 +27,7 @@ from spectare.core.registry import CameraRegistry
 from spectare.core.retry import Outage, describe_error
 from spectare.core.service import ServiceContext
 from spectare.core.store import s3_client
-from spectare.schemas import Gap, Segment
+from spectare.schemas import Detection, Gap, Segment
 from spectare.schemas.queries import ExportRequest, RetentionRequest
 
 from .api import QueryService
@@ -231,6 +231,7 @@ class Indexer:
             self.stats.replayed += 1  # indexed before a crash or redelivery: the ack is all it needs
             return
         batch = pending.batch
+        row: Segment | Gap | tuple[Detection, int | None] | Rejected
         if feed.kind == "footage":
             row = footage_row(msg.subject, msg.data, self.names)
         else:

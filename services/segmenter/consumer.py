@@ -60,7 +60,7 @@ async def read_footage_end(js: JetStreamContext, settings: Settings, camera: str
     except NotFoundError:
         return None, None
     try:
-        event = decode_one_of(raw.data, Segment, Gap)
+        event = decode_one_of(raw.data or b"", Segment, Gap)
     except SchemaError as exc:
         log.warning("camera %s: last footage event is unreadable (%s); starting without it", camera, exc)
         return None, None
@@ -184,8 +184,8 @@ class Puller:
             self._waiter = None
 
     async def _on_msg(self, msg: Msg) -> None:
-        headers = msg.headers
-        status = headers.get("Status") if headers else None
+        headers = msg.headers or {}
+        status = headers.get("Status")
         if status is None:
             self._msgs.append(msg)
             self._delivered += 1
@@ -264,9 +264,9 @@ class InfoLookup:
             self.remember(found)
         return found
 
-    def _decode(self, data: bytes, session: str) -> StreamInfo | None:
+    def _decode(self, data: bytes | None, session: str) -> StreamInfo | None:
         try:
-            info = StreamInfo.decode(data)
+            info = StreamInfo.decode(data or b"")
         except SchemaError:
             return None
         return info if info.session == session and info.camera == self.camera else None

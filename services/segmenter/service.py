@@ -203,9 +203,9 @@ class CameraPipeline:
                 return self._garbage("packets", handle, exc)
             actions: list[Action] = []
             if message.session != chunker.session:
-                info = await self.lookup.find(message.session, stream_seq)
-                if info is not None:
-                    actions += chunker.on_info(info)
+                found = await self.lookup.find(message.session, stream_seq)
+                if found is not None:
+                    actions += chunker.on_info(found)
                 else:
                     self.log_once.warning(f"noinfo:{message.session}", "camera %s: no stream info for session %s; "
                                           "its packets cannot be recorded", self.camera, message.session)
@@ -225,6 +225,7 @@ class CameraPipeline:
         self.log_once.warning(f"garbage:{kind}", "camera %s: undecodable message on %s skipped: %s", self.camera,
                               handle.msg.subject, exc)
         self.garbage.append(handle)
+        assert self.chunker is not None
         self.chunker.on_skipped(handle)
         return []
 

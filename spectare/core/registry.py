@@ -6,7 +6,7 @@ URLs are stored with their credentials (ingest needs them) and leave this module
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -115,7 +115,7 @@ class CameraRegistry:
         await self.get(name)
         await self.kv.delete(name)
 
-    async def watch(self) -> AsyncIterator[CameraChange]:
+    async def watch(self) -> AsyncGenerator[CameraChange, None]:
         """Every camera as it is now, then every change, forever (for services that reconfigure live)."""
         watcher = await self.kv.watchall()
         try:
