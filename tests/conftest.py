@@ -5,7 +5,7 @@ A test that uses one of these fixtures is marked `integration` by itself; a test
 in its own body carries the mark explicitly. `make test-unit` runs the rest (`-m "not integration"`).
 """
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from spectare.core.store import s3_client
 from spectare.local.servers import NatsServer, S3Credentials, SeaweedS3
 from spectare.local.testcam import RtspTestCamera, make_test_clip
 
+from .browser import browser, context, page, playwright  # noqa: F401 - the browser fixtures, for every test
 from .helpers import settings_for
 from .media import source_video
 
@@ -28,6 +29,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(integration)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Generator[None, pytest.TestReport,
+                                                                                 pytest.TestReport]:
+    """Keep each phase's report on the item (`item.rep_call`), so a fixture's teardown knows the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
 
 
 @pytest.fixture(scope="session")
