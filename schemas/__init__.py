@@ -1,6 +1,7 @@
 """The one definition of every message, subject, stream and bucket Spectare uses."""
 
 from .messages import (
+    ApiSession,
     ApiToken,
     AudioTrack,
     CameraConfig,
@@ -40,6 +41,7 @@ from .msgids import (
 from .names import Names, ParsedSubject, SubjectKind, camera_name, label_token
 
 __all__ = [
+    "ApiSession",
     "ApiToken",
     "AudioTrack",
     "CameraConfig",

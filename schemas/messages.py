@@ -341,3 +341,17 @@ class ApiToken(Message):
     scope: Literal["read", "admin"] = Field(description="read: every GET; admin: everything")
     sha256: str = Field(pattern=r"^[a-f0-9]{64}$", description="hex SHA-256 of the whole token")
     created_at: float
+
+
+class ApiSession(Message):
+    """A browser session as stored in the `sessions` KV bucket, keyed by `id`: made by logging in with an API
+    token, it acts for that token (whose scope it has) until `expires_at` or until the token is revoked. Only a
+    hash of the cookie (`sps_<id>_<secret>`) is kept."""
+
+    KIND: ClassVar[str] = "api_session"
+    id: str = Field(pattern=r"^[a-f0-9]{16}$", description="public part of the cookie, the KV key")
+    token_id: str = Field(pattern=r"^[a-f0-9]{12}$", description="the API token logged in with")
+    scope: Literal["read", "admin"] = Field(description="the token's scope at login")
+    sha256: str = Field(pattern=r"^[a-f0-9]{64}$", description="hex SHA-256 of the whole cookie value")
+    created_at: float
+    expires_at: float

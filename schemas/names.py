@@ -142,6 +142,11 @@ class Names:
         """API tokens (`ApiToken` by token id; only a hash of each secret)."""
         return self._lower("tokens")
 
+    @property
+    def sessions_bucket(self) -> str:
+        """Browser sessions (`ApiSession` by session id; only a hash of each cookie)."""
+        return self._lower("sessions")
+
 
 def _cam_or_wildcard(camera: str) -> str:
     return camera if camera == "*" else camera_name(camera)

@@ -1,11 +1,12 @@
 """The API's decisions without I/O (table-driven): camera edits, time parameters, packet rates, camera states,
-the scaling signal, tokens, request models, settings."""
+the scaling signal, tokens, session cookies and origins, request models, settings."""
 
 import math
 
 import pytest
 from pydantic import ValidationError
 
+from spectare.api.auth import close_reason, origin_of, same_origin
 from spectare.api.models import CameraBody, CameraCreate, CameraPatch, camera_view
 from spectare.api.rules import (
     PacketSample,
@@ -20,8 +21,9 @@ from spectare.api.rules import (
 )
 from spectare.api.settings import ApiSettings
 from spectare.core.errors import ConfigError, SpectareError
+from spectare.core.sessions import cookie_hash, new_session_cookie, session_id_of
 from spectare.core.tokens import allows, matches, new_token, token_hash, token_id_of
-from spectare.schemas import ApiToken, CameraConfig, PacketsId, parse_packets_id
+from spectare.schemas import ApiSession, ApiToken, CameraConfig, PacketsId, parse_packets_id
 
 NOW = 1_800_000_000.0
 STORED = "rtsp://admin:secret@192.0.2.7:554/stream1"
@@ -176,3 +178,75 @@ def test_api_settings_are_bounded(monkeypatch):
     monkeypatch.setenv("SPECTARE_API__STALE_AFTER_S", "30")
     loaded = ApiSettings.load()
     assert (loaded.port, loaded.stale_after_s, loaded.max_body_bytes) == (9000, 30.0, 65536)
+
+
+def test_session_cookies_are_random_and_only_their_hash_is_stored():
+    session_id, cookie = new_session_cookie()
+    assert cookie.startswith(f"sps_{session_id}_") and len(cookie) == 4 + 16 + 1 + 43
+    assert session_id_of(cookie) == session_id and new_session_cookie()[1] != cookie
+    for bad in ("", "sps_", cookie[:-20], cookie.replace("sps_", "spt_"), "sps_0123456789ABCDEF_" + "x" * 43,
+                "spt_0123456789ab_" + "x" * 43):
+        assert session_id_of(bad) is None
+    record = ApiSession(id=session_id, token_id="0123456789ab", scope="read", sha256=cookie_hash(cookie),
+                        created_at=NOW, expires_at=NOW + 60)
+    assert cookie.split("_", 2)[2] not in record.encode().decode("latin-1"), "only the hash is stored"
+
+
+@pytest.mark.parametrize("url, origin", [
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+    ("HTTP://NVR.Example:80", "http://nvr.example"),  # case and the default port do not matter
+    ("https://nvr.example:443/path?q=1", "https://nvr.example"),
+    ("https://nvr.example:8443", "https://nvr.example:8443"),
+    ("http://[::1]:8080", "http://[::1]:8080"),
+    ("null", None),  # sandboxed frames and file:// pages
+    ("ws://nvr.example", None),
+    ("http://", None),
+    ("http://nvr.example:99999", None),
+    ("", None),
+    (None, None),
+])
+def test_origin_of(url, origin):
+    assert origin_of(url) == origin
+
+
+@pytest.mark.parametrize("origin, own, public, same", [
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080", None, True),
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8081", None, False),
+    ("https://127.0.0.1:8080", "http://127.0.0.1:8080", None, False),  # another scheme is another origin
+    ("http://127.0.0.1:8080.evil.example", "http://127.0.0.1:8080", None, False),
+    ("https://nvr.example", "http://10.0.0.5:8080", "https://nvr.example:443", True),  # behind a proxy
+    ("http://10.0.0.5:8080", "http://10.0.0.5:8080", "https://nvr.example", True),
+    ("https://evil.example", "http://10.0.0.5:8080", "https://nvr.example", False),
+    ("null", "http://127.0.0.1:8080", None, False),
+    (None, "http://127.0.0.1:8080", None, False),
+    (None, None, None, False),
+])
+def test_same_origin(origin, own, public, same):
+    assert same_origin(origin, own, public) is same
+
+
+@pytest.mark.parametrize("detail, reason", [
+    ("missing API token: send 'Authorization: Bearer <token>'", "missing API token"),
+    ("unknown or revoked API token", "unknown or revoked API token"),
+    ("x" * 200, "x" * 123),  # a close reason holds at most 123 bytes
+    ("é" * 100, "é" * 61),  # cut on a character, not inside one
+])
+def test_close_reason(detail, reason):
+    assert close_reason(detail) == reason
+
+
+@pytest.mark.parametrize("env, value, ok", [
+    ("SESSION_TTL_S", "0", False),
+    ("SESSION_TTL_S", str(7 * 86_400 + 1), False),  # past what the sessions bucket keeps
+    ("SESSION_TTL_S", "3600", True),
+    ("PUBLIC_ORIGIN", "https://nvr.example:8443", True),
+    ("PUBLIC_ORIGIN", "https://nvr.example/spectare", False),  # an origin has no path
+    ("PUBLIC_ORIGIN", "nvr.example", False),
+])
+def test_session_settings_are_bounded(monkeypatch, env, value, ok):
+    monkeypatch.setenv(f"SPECTARE_API__{env}", value)
+    if ok:
+        ApiSettings.load()
+    else:
+        with pytest.raises(ConfigError, match=f"api.{env.lower()}"):
+            ApiSettings.load()

@@ -197,6 +197,7 @@ def test_label_tokens(label, token):
         ("site1", lambda n: n.cameras_bucket, "site1_cameras"),
         ("", lambda n: n.leases_bucket, "leases"),
         ("site1", lambda n: n.tokens_bucket, "site1_tokens"),
+        ("site1", lambda n: n.sessions_bucket, "site1_sessions"),
     ],
 )
 def test_names(prefix, build, subject):

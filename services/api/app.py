@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from spectare import __version__
 from spectare.core.errors import SpectareError
 
-from . import cameras, detections, errors, footage, search, system
+from . import cameras, detections, errors, footage, login, search, system
 from .errors import PROBLEMS, ApiError
 from .middleware import ApiMetrics, BodyLimit, MetricsMiddleware
 from .state import ApiState
@@ -24,11 +24,17 @@ TAGS = [
     {"name": "footage", "description": "recorded chunks, clips, snapshots, searches"},
     {"name": "detections", "description": "live detections as server-sent events"},
     {"name": "system", "description": "health, statistics, metrics"},
+    {"name": "auth", "description": "browser login: a session cookie in place of the bearer header"},
 ]
-DESCRIPTION = """Spectare's control plane. Every endpoint but `/healthz` needs a token:
+DESCRIPTION = """Spectare's control plane. Every endpoint but `/healthz` and `/auth` needs a token:
 `Authorization: Bearer <token>` (`spectare token create --scope read|admin`). `read` tokens may call every
 GET endpoint and export clips; changing cameras needs `admin`. Errors are JSON `{"detail": "one line"}`.
-Times are Unix seconds or what `spectare` commands take (`2h`, `today 08:30`, ISO 8601)."""
+Times are Unix seconds or what `spectare` commands take (`2h`, `today 08:30`, ISO 8601).
+
+Browsers (which send no Authorization header from `<video>`, `<img>`, `EventSource` or a WebSocket) log in
+instead: `POST /auth/login` with `{"token": "spt_..."}` sets an HttpOnly, SameSite=Strict session cookie that
+every endpoint takes in place of the header, with the token's scope. A change (POST, PUT, PATCH, DELETE) made
+with the cookie must send an `Origin` header equal to the API's own origin."""
 
 
 def create_app(state: ApiState) -> FastAPI:
@@ -48,7 +54,8 @@ def create_app(state: ApiState) -> FastAPI:
     app.exception_handler(SpectareError)(errors.spectare_error)
     app.exception_handler(Exception)(errors.internal_error)
 
-    # In this order, the order of the OpenAPI document's paths. Every route but /healthz states its scope.
+    # In this order, the order of the OpenAPI document's paths. Every route but /healthz and /auth states its scope.
     for module in (system, cameras, footage, search, detections):
         app.include_router(module.router)
+    app.include_router(login.router)
     return app

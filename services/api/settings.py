@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from spectare.core.bus import SESSION_MAX_TTL_S
 from spectare.core.config import SectionSettings
 
 
@@ -56,4 +57,17 @@ class ApiSettings(SectionSettings):
     max_cameras_per_worker: Annotated[int, Field(ge=1, le=1000)] | None = Field(
         default=None, description="ingest capacity behind the scaling signal; default: ingest's own max_cameras "
         "([ingest] in the same config)"
+    )
+    # Browser login (`login.py`, `auth.py`): a session cookie made from an API token.
+    session_ttl_s: Annotated[float, Field(ge=1, le=SESSION_MAX_TTL_S)] = Field(
+        default=12 * 3600.0, description="a browser session made by POST /auth/login ends this long after it began "
+        "(at most 7 days)"
+    )
+    cookie_secure: bool = Field(
+        default=False, description="mark the session cookie Secure on every login, for an API behind a TLS-ending "
+        "proxy (it is Secure anyway when the request came over https, or public_origin is https)"
+    )
+    public_origin: str | None = Field(
+        default=None, pattern=r"^https?://[^/?#@\s]+$", description="scheme://host[:port] browsers reach the API at "
+        "behind a proxy; a change made with the session cookie must come from it (or from the request's own origin)"
     )

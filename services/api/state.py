@@ -14,6 +14,7 @@ from nats.js.kv import KeyValue
 from spectare.core.config import Settings
 from spectare.core.indexclient import IndexClient
 from spectare.core.registry import CameraRegistry
+from spectare.core.sessions import SessionStore
 from spectare.core.tokens import TokenStore
 
 from .middleware import ApiMetrics
@@ -31,13 +32,16 @@ class ApiState:
     leases: KeyValue
     per_worker: int
     clip_slots: asyncio.Semaphore
+    sessions: SessionStore
 
     @classmethod
     async def open(cls, settings: Settings, api: ApiSettings, nc: NATS, per_worker: int) -> "ApiState":
         js = nc.jetstream()
         registry, tokens = await CameraRegistry.open(js, settings), await TokenStore.open(js, settings)
         leases = await js.key_value(settings.names.leases_bucket)
-        return cls(settings, api, nc, js, registry, tokens, leases, per_worker, asyncio.Semaphore(api.concurrent_clips))
+        sessions = await SessionStore.open(js, settings, tokens)
+        return cls(settings, api, nc, js, registry, tokens, leases, per_worker, asyncio.Semaphore(api.concurrent_clips),
+                   sessions)
 
     def index(self, timeout_s: float | None = None) -> IndexClient:
         return IndexClient(self.nc, self.settings, timeout_s=timeout_s or self.api.index_timeout_s)

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # a 4K keyframe fits; the local server's max_payload matches
 LEASE_TTL_S = 10.0  # a dead worker's cameras move within this plus one claim round
 MOTION_STATE_TTL_S = 600.0  # a camera silent this long starts afresh: its next keyframe passes the gate
+SESSION_MAX_TTL_S = 7 * 86_400  # the longest browser session ([api] session_ttl_s); the bucket forgets older ones
 
 
 async def connect(settings: Settings, name: str) -> NATS:
@@ -170,6 +171,14 @@ def kv_configs(settings: Settings) -> list[KeyValueConfig]:
             bucket=names.tokens_bucket,
             description="API tokens: id -> ApiToken (scope and a SHA-256 of the secret, never the secret)",
             history=1,
+            storage=StorageType.FILE,
+            replicas=settings.streams.replicas,
+        ),
+        KeyValueConfig(
+            bucket=names.sessions_bucket,
+            description="browser sessions: id -> ApiSession (its token, expiry and a SHA-256 of the cookie)",
+            history=1,
+            ttl=SESSION_MAX_TTL_S,
             storage=StorageType.FILE,
             replicas=settings.streams.replicas,
         ),

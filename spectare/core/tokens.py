@@ -83,7 +83,7 @@ class TokenStore:
     async def list(self) -> list[ApiToken]:
         records = []
         for key in await bucket_keys(self.js, self.bucket):
-            record = await self._get(key)
+            record = await self.get(key)
             if record is not None:
                 records.append(record)
         return sorted(records, key=lambda r: r.created_at)
@@ -91,7 +91,7 @@ class TokenStore:
     async def revoke(self, token_id: str) -> ApiToken:
         if not _ID.fullmatch(token_id):
             raise TokenNotFound(f"{token_id!r} is not a token id (12 hex digits; `spectare token list` shows them)")
-        record = await self._get(token_id)
+        record = await self.get(token_id)
         if record is None:
             raise TokenNotFound(f"no token with id {token_id}; `spectare token list` shows them")
         await self.kv.purge(token_id)
@@ -102,10 +102,11 @@ class TokenStore:
         token_id = token_id_of(token)
         if token_id is None:
             return None
-        record = await self._get(token_id)
+        record = await self.get(token_id)
         return record if record is not None and matches(record, token) else None
 
-    async def _get(self, token_id: str) -> ApiToken | None:
+    async def get(self, token_id: str) -> ApiToken | None:
+        """The stored record of a token id, None when there is none (never made, or revoked)."""
         try:
             entry = await self.kv.get(token_id)
         except KeyNotFoundError:

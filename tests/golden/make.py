@@ -56,6 +56,7 @@ def from_json(value: Any) -> Any:
 def cases() -> list[tuple[str, bytes, Any, str]]:
     """(file name without suffix, encoded bytes, the message they decode to, note) of every golden message."""
     from spectare.schemas import (
+        ApiSession,
         ApiToken,
         AudioTrack,
         CameraConfig,
@@ -115,6 +116,9 @@ def cases() -> list[tuple[str, bytes, Any, str]]:
         ("camera-v1-defaults", CameraConfig(name="gate", url="rtsp://192.0.2.11/"), "CameraConfig, defaults"),
         ("api_token-v1", ApiToken(id="0123456789ab", name="dashboard", scope="read", sha256="ab" * 32,
                                   created_at=t0), "value of the `tokens` KV bucket"),
+        ("api_session-v1", ApiSession(id="0123456789abcdef", token_id="0123456789ab", scope="read",
+                                      sha256="cd" * 32, created_at=t0, expires_at=t0 + 43_200),
+         "value of the `sessions` KV bucket"),
         ("search_request-v1", q.SearchRequest(camera="porch", label="person", start=t0 - 3600, end=t0,
                                               min_score=0.5, limit=20), ""),
         ("search_request-v1-everywhere", q.SearchRequest(start=t0 - 3600, end=t0), "no camera, label, limit"),
