@@ -9,15 +9,17 @@ Modules:
 - `middleware`: request metrics and the request body limit (plain ASGI).
 - `state`: ApiState (settings, NATS, registry, tokens, leases) and the dependencies routers reach it and the
   metrics through (`State`, `Metrics`: `request.app.state`, never closures).
-- `auth`: the bearer-token check, `Read` and `Admin` (a route's scope is one parameter).
+- `auth`: who may call what, by bearer token or browser session cookie (with the Origin rule): `Read` and
+  `Admin` (a route's scope is one parameter), `authorize_websocket` for WebSocket routes.
 - `errors`: ApiError, the error responses the OpenAPI document promises, the exception handlers.
 - `params`: parameters several routers take (camera name, times, a time range).
 - Routers, one per OpenAPI tag, each an `APIRouter` named `router`: `system` (/healthz, /tokens/me, /metrics,
   /stats and the scaling gauges), `cameras` (the registry), `footage` (chunks, clips, snapshots), `search`
-  (/search, tagged footage), `detections` (server-sent events). A new one (HLS and live video, a cookie login)
+  (/search, tagged footage), `detections` (server-sent events), `login` (/auth/login,
+  /auth/logout; tagged auth). A new one (HLS and live video, a cookie login)
   is a module like these plus one `include_router` line in `app`.
 - `app`: `create_app` assembles them: middleware, exception handlers, routers.
 - `service`: the process (`python -m spectare.api`).
 
-Tokens live in `spectare.core.tokens` (the CLI creates them too).
+Tokens live in `spectare.core.tokens` (the CLI creates them too), browser sessions in `spectare.core.sessions`.
 """
