@@ -15,6 +15,11 @@ import av
 from av.bitstream import BitStreamFilterContext
 
 from spectare.schemas import AudioTrack, Packet, StreamInfo, VideoTrack
+from spectare.segmenter.chunker import Chunker, ChunkPlan, CloseChunk
+
+# The segmenter's MP4 options before chunks were fragmented: `Remuxer(PLAIN_MP4_OPTIONS)` makes the plain MP4
+# chunks (one mdat, moov at the end) stored until then.
+PLAIN_MP4_OPTIONS = {"fflags": "+bitexact"}
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,25 @@ def load_clip(path: Path) -> Clip:
                 packets.append(ClipPacket(track, p.pts, p.dts, p.duration, bool(p.is_keyframe) or track == "audio",
                                           bytes(p), p.time_base or packet.stream.time_base))
     return Clip(video, audio, tuple(packets))
+
+
+def plans_of(clip: Clip, segment_seconds: float = 2, session: str = "s1", camera: str = "cam1",
+             anchor: float = 1_800_000_000.25) -> list[ChunkPlan]:
+    """Every chunk the segmenter cuts from the clip's packets, the last one closed by a stall."""
+    chunker = Chunker(camera, segment_seconds, 5, now=0.0)
+    actions = chunker.on_info(clip.stream_info(camera, session, anchor), 0)
+    for i, packet in enumerate(clip.session_packets(camera, session, anchor), start=1):
+        actions += chunker.on_packet(packet, i)
+    actions += chunker.tick(1) + chunker.tick(10)
+    return [a.plan for a in actions if isinstance(a, CloseChunk)]
+
+
+def with_tone(video: Path, out: Path, seconds: float = 6) -> Path:
+    """The video's first seconds with an AAC track beside it (a tone: the footage has no sound)."""
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(video), "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=16000", "-map", "0:v", "-map", "1:a", "-c:v", "copy",
+                    "-c:a", "aac", "-b:a", "32k", "-t", str(seconds), str(out)], check=True, timeout=60)
+    return out
 
 
 @dataclass(frozen=True)

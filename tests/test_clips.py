@@ -1,5 +1,6 @@
 """Clip export from real MP4 chunks: cut to the range (start at the keyframe before it, end to the frame),
-back-to-back chunks joined without a seam, a gap kept as a jump in time, nothing in range refused."""
+back-to-back chunks joined without a seam, a gap kept as a jump in time, nothing in range refused; old plain MP4
+chunks and the segmenter's fragmented ones joined in one clip."""
 
 import asyncio
 import json
@@ -16,11 +17,14 @@ from spectare.core.store import ensure_bucket, s3_client
 from spectare.core.timeparse import iso
 from spectare.local.testcam import make_test_clip
 from spectare.media.clips import ChunkFile, covering, export_clip
+from spectare.media.fmp4 import is_fragmented
 from spectare.schemas import Segment
 from spectare.schemas.keys import chunk_key
+from spectare.segmenter.remux import Remuxer
 
 from .helpers import ServiceProcess, eventually, run_cli
 from .media import source_video
+from .packets import PLAIN_MP4_OPTIONS, check_mp4, load_clip, plans_of
 
 FPS = 15
 T0 = 1795845752.0
@@ -71,6 +75,23 @@ def test_a_gap_between_chunks_stays_a_jump_in_time(chunks, tmp_path):
     assert len(times) == 4 * FPS
     assert times[FPS * 2] == pytest.approx(10.0, abs=1e-3), "the second chunk plays at its wall time"
     assert clip.chunks == 2
+
+
+def test_a_clip_joins_an_old_plain_chunk_and_a_fragmented_one(camera_clip, tmp_path):
+    """Footage recorded across the upgrade: a plain MP4 chunk (previous remux options) then the segmenter's fMP4."""
+    plans = plans_of(load_clip(camera_clip))[:2]
+    old, new = tmp_path / "old.mp4", tmp_path / "new.mp4"
+    old.write_bytes(Remuxer(PLAIN_MP4_OPTIONS).remux(plans[0]).data)
+    new.write_bytes(Remuxer().remux(plans[1]).data)
+    assert not is_fragmented(old.read_bytes()) and is_fragmented(new.read_bytes())
+    chunks = [ChunkFile(old, plans[0].start, plans[0].end), ChunkFile(new, plans[1].start, plans[1].end)]
+    clip = export_clip(chunks, plans[0].start + 0.5, plans[1].start + 1.5, tmp_path / "clip.mp4")
+    assert clip.chunks == 2 and clip.start == pytest.approx(plans[0].start, abs=1e-3)
+    check = check_mp4(clip.path.read_bytes())  # decodes with no error line
+    decoded = frames_of(clip.path)
+    assert check.frames == len(decoded) == clip.frames == 53  # from 0 s to 3.467 s, the last frame before 3.5 s
+    steps = [b - a for (a, _), (b, _) in zip(decoded, decoded[1:], strict=False)]
+    assert all(abs(step - 1 / FPS) < 2e-3 for step in steps), "no seam where the fragmented chunk begins"
 
 
 def test_progress_is_reported_per_chunk_and_nothing_in_range_is_an_error(chunks, tmp_path):

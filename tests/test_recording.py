@@ -17,6 +17,7 @@ from spectare.core.store import ensure_bucket, s3_client
 from spectare.local.process import free_ports
 from spectare.local.servers import S3Credentials, SeaweedS3
 from spectare.local.testcam import RtspTestCamera
+from spectare.media.fmp4 import is_fragmented
 from spectare.schemas import CameraConfig, Gap, PacketGroup, Segment
 
 from .helpers import ServiceProcess, eventually, metric, scrape, settings_for
@@ -92,9 +93,11 @@ def verify_chunks(settings, segments: list[Segment], clip: Path) -> None:
         by_session.setdefault(segment.session, []).append(segment)
         data = client.get_object(settings.s3.bucket, segment.key).read()
         assert len(data) == segment.bytes
+        assert is_fragmented(data), f"{segment.key}: fragmented MP4"
         path = Path(f"/tmp/{segment.key.replace('/', '_')}")
         path.write_bytes(data)
         with av.open(str(path)) as container:
+            assert container.duration / 1e6 == pytest.approx(segment.end - segment.start, abs=FRAME), segment.key
             stream = container.streams.video[0]
             packets = [p for p in container.demux(stream) if p.size]
             decoded = sum(len(stream.codec_context.decode(p)) for p in packets)

@@ -1,5 +1,6 @@
-"""Remuxing real packets (a clip cut from the demo footage, made Annex-B as RTSP delivers it) into MP4
-chunks: every chunk decodes, has the right frames and duration, and the same plan gives the same bytes."""
+"""Remuxing real packets (a clip cut from the demo footage, made Annex-B as RTSP delivers it) into fragmented MP4
+chunks: every chunk decodes on its own, has the right frames and duration, one fragment per GOP, and the same plan
+gives the same bytes."""
 
 import subprocess
 import time
@@ -7,23 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from spectare.segmenter.chunker import Chunker, ChunkPlan, CloseChunk
+from spectare.media.fmp4 import boxes, split
+from spectare.segmenter.chunker import ChunkPlan
 from spectare.segmenter.remux import Remuxer, RemuxError
 
-from .packets import Clip, check_mp4, load_clip
+from .packets import Clip, check_mp4, load_clip, plans_of, with_tone
 
 CAM = "cam1"
-ANCHOR = 1_800_000_000.25
-
-
-def plans_of(clip: Clip, segment_seconds: float = 2, session: str = "s1") -> list[ChunkPlan]:
-    """Every chunk of the clip, the last one closed by a stall."""
-    chunker = Chunker(CAM, segment_seconds, 5, now=0.0)
-    actions = chunker.on_info(clip.stream_info(CAM, session, ANCHOR), 0)
-    for i, packet in enumerate(clip.session_packets(CAM, session, ANCHOR), start=1):
-        actions += chunker.on_packet(packet, i)
-    actions += chunker.tick(1) + chunker.tick(10)
-    return [a.plan for a in actions if isinstance(a, CloseChunk)]
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +24,8 @@ def clip(camera_clip) -> Clip:
 
 @pytest.fixture(scope="module")
 def av_clip(camera_clip, tmp_path_factory) -> Clip:
-    """The camera clip with an AAC track beside it (a tone: the footage has no sound)."""
-    out = tmp_path_factory.mktemp("avclip") / "av.mp4"
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(camera_clip), "-f", "lavfi", "-i",
-                    "sine=frequency=440:sample_rate=16000", "-map", "0:v", "-map", "1:a", "-c:v", "copy",
-                    "-c:a", "aac", "-b:a", "32k", "-t", "6", str(out)], check=True, timeout=60)
-    return load_clip(out)
+    """The camera clip with an AAC track beside it."""
+    return load_clip(with_tone(camera_clip, tmp_path_factory.mktemp("avclip") / "av.mp4"))
 
 
 def test_every_chunk_plays_with_its_frames_and_duration(clip):
@@ -55,6 +42,20 @@ def test_every_chunk_plays_with_its_frames_and_duration(clip):
         assert check.fps == pytest.approx(15.0)
     for a, b in zip(plans, plans[1:], strict=False):
         assert a.end == b.start, "chunks are back to back"
+
+
+def test_chunks_are_fragmented_one_fragment_per_gop(clip, av_clip):
+    for plan in plans_of(clip)[:2] + plans_of(av_clip)[:2]:
+        data = Remuxer().remux(plan).data
+        gops = sum(1 for p in plan.packets if p.track == "video" and p.keyframe)
+        assert gops == 2
+        assert [b.type for b in boxes(data)] == ["ftyp", "moov"] + ["moof", "mdat"] * gops + ["mfra"]
+        init, media = split(data)
+        assert data.startswith(init + media) and [b.type for b in boxes(init)] == ["ftyp", "moov"]
+        # Nothing needs seeking: it decodes from a pipe, as a player streaming it would read it.
+        piped = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "mp4", "-i", "pipe:0", "-f", "null", "-"],
+                               input=data, capture_output=True, timeout=60)
+        assert piped.returncode == 0 and not piped.stderr, piped.stderr.decode()
 
 
 def test_ffprobe_reads_the_chunk(clip, tmp_path):

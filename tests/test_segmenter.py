@@ -19,6 +19,7 @@ from spectare.core.config import Settings
 from spectare.core.registry import CameraRegistry
 from spectare.core.store import s3_client
 from spectare.local.servers import S3Credentials, SeaweedS3
+from spectare.media.fmp4 import is_fragmented
 from spectare.schemas import CameraConfig, Gap, Message, Packet, Segment, StreamInfo, decode_one_of
 from spectare.segmenter.consumer import PULL_GRACE_S, InfoLookup, Puller, consumer_name, open_consumer
 from spectare.segmenter.remux import Remuxer
@@ -134,6 +135,7 @@ def check_stored(settings: Settings, segments: list[Segment]) -> None:
     for seg in segments:
         data = s3.get_object(settings.s3.bucket, seg.key).read()
         assert len(data) == seg.bytes
+        assert is_fragmented(data), f"{seg.key}: fragmented MP4"
         check = check_mp4(data)
         assert check.frames == seg.frames, seg.key
         assert check.duration == pytest.approx(seg.end - seg.start, abs=FRAME_S)

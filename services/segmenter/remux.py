@@ -1,4 +1,9 @@
-"""One chunk plan -> one plain MP4 in memory, without transcoding (PyAV).
+"""One chunk plan -> one fragmented MP4 in memory, without transcoding (PyAV).
+
+The chunk is a standalone file in the CMAF layout (`spectare.media.fmp4`): `ftyp`, a `moov` without samples, then
+one `moof`+`mdat` fragment per GOP (FFmpeg's `frag_keyframe`), so players open it as a file and HLS/MSE take it as
+an init part and media segments. Each sample's duration is in its fragment, so the chunk still spans exactly its
+wall time.
 
 The output video stream is built from a template (DESIGN section 5): a stream opened from an
 in-memory raw Annex-B "file" made of the session's extradata and the chunk's first keyframe, not
@@ -7,20 +12,25 @@ the MP4 muxer turns it into length-prefixed samples and the extradata into avcC/
 rebased so the first frame is at 0, durations come from the next frame (the last one's from the
 chunk's end), and `+bitexact` keeps the muxer from writing anything that varies, so the same plan
 always gives the same bytes. Opening the template decodes the keyframe (~10 ms at 1080p), so a
-`Remuxer` keeps the last session's template; muxing itself costs ~1.5 ms per 10 s of 1080p15.
+`Remuxer` keeps the last session's template; muxing itself costs ~2.4 ms of CPU per 10 s of 1080p15
+(`python -m bench remux`).
 
 AAC audio is muxed the same way (its template is opened from one ADTS-framed packet); other audio
-codecs are left out of the MP4 and counted.
+codecs are left out of the MP4 and counted. A fragmented MP4's moov is written before any sample, so it has no
+edit list to say that audio starts after the first frame: the mp4 muxer moves the first audio frame to 0 and
+lengthens it by as much (at most one audio frame early; every later one at its time).
 """
 
 import io
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TypeGuard
 
 import av
 
+from spectare.media.fmp4 import FRAGMENTED_MP4_OPTIONS
 from spectare.schemas import Packet
 
 from .chunker import ChunkPlan
@@ -44,9 +54,13 @@ class Remuxed:
 
 
 class Remuxer:
-    """Builds chunks for one camera; keeps the current session's stream templates between chunks."""
+    """Builds chunks for one camera; keeps the current session's stream templates between chunks.
 
-    def __init__(self) -> None:
+    `container_options` are the MP4 muxer's: chunks are stored with the default (fragmented); the tests and the
+    remux benchmark also make plain MP4 chunks as they were stored before (`{"fflags": "+bitexact"}`)."""
+
+    def __init__(self, container_options: Mapping[str, str] = FRAGMENTED_MP4_OPTIONS) -> None:
+        self._container_options = dict(container_options)
         self._lock = threading.Lock()  # remux runs in worker threads; one chunk at a time per camera
         self._key: tuple | None = None
         self._sources: list[av.container.InputContainer] = []
@@ -117,7 +131,7 @@ class Remuxer:
         vtb = Fraction(*info.video.time_base)
         out = io.BytesIO()
         try:
-            container = av.open(out, "w", format="mp4", container_options={"fflags": "+bitexact"})
+            container = av.open(out, "w", format="mp4", container_options=self._container_options)
         except av.FFmpegError as exc:  # pragma: no cover - FFmpeg built without the mp4 muxer
             raise RemuxError(f"cannot open an MP4 muxer: {exc}") from None
         try:
