@@ -3,9 +3,9 @@
 import argparse
 import sys
 
-from . import detection, indexing, recording
+from . import detection, indexing, recording, remux
 
-BENCHMARKS = {"recording": recording, "detection": detection, "indexing": indexing}
+BENCHMARKS = {"recording": recording, "detection": detection, "indexing": indexing, "remux": remux}
 
 
 def main() -> None:
