@@ -16,8 +16,10 @@ Modules:
 - Routers, one per OpenAPI tag, each an `APIRouter` named `router`: `system` (/healthz, /tokens/me, /metrics,
   /stats and the scaling gauges), `cameras` (the registry), `footage` (chunks, clips, snapshots), `search`
   (/search, tagged footage), `detections` (server-sent events), `login` (/auth/login,
-  /auth/logout; tagged auth). A new one (HLS and live video, a cookie login)
-  is a module like these plus one `include_router` line in `app`.
+  /auth/logout; tagged auth), `live` (WS /cameras/byname/{name}/live, tagged media: live fMP4 over a WebSocket,
+  its protocol in its docstring). A new one is a module like these plus one `include_router` line in `app`.
+- `livehub`: the live hub, one source per camera per process shared by its viewers: an ordered consumer from
+  the latest keyframe, the current GOP kept for later viewers, bounded per-viewer queues that skip forward.
 - `app`: `create_app` assembles them: middleware, exception handlers, routers.
 - `service`: the process (`python -m spectare.api`).
 

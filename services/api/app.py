@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from spectare import __version__
 from spectare.core.errors import SpectareError
 
-from . import cameras, detections, errors, footage, login, search, system
+from . import cameras, detections, errors, footage, live, login, search, system
 from .errors import PROBLEMS, ApiError
 from .middleware import ApiMetrics, BodyLimit, MetricsMiddleware
 from .state import ApiState
@@ -58,4 +58,5 @@ def create_app(state: ApiState) -> FastAPI:
     for module in (system, cameras, footage, search, detections):
         app.include_router(module.router)
     app.include_router(login.router)
+    app.include_router(live.router)
     return app

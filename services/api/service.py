@@ -7,6 +7,7 @@ running, the NATS client reconnects forever and endpoints answer 503 while NATS 
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 
 import uvicorn
@@ -20,6 +21,7 @@ from spectare.core.metrics import start_metrics
 from spectare.core.redact import redact
 
 from .app import ApiState, create_app, refresh_scaling
+from .live import websocket_protocol
 from .middleware import ApiMetrics
 from .settings import ApiSettings
 
@@ -45,7 +47,8 @@ async def serve(settings: Settings, api: ApiSettings, capacity: int) -> None:
             REGISTRY.register(app.state.metrics.registry)
             start_metrics("api", settings.metrics_port, settings.metrics_host)
         config = uvicorn.Config(app, host=api.host, port=api.port, log_config=None, access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=5)
+                                lifespan="off", timeout_graceful_shutdown=5,
+                                ws=websocket_protocol(api.live_socket_send_buffer_bytes))
         server = uvicorn.Server(config)
         log.info("api connected to %s; serving http://%s:%d (docs at /docs)", redact(settings.nats.url), api.host,
                  api.port)
@@ -68,6 +71,16 @@ async def _refresh(state: ApiState, metrics: ApiMetrics) -> None:
         await asyncio.sleep(REFRESH_S)
 
 
+class WebSocketWireFilter(logging.Filter):
+    """Drops the websockets library's DEBUG lines, which uvicorn routes to its own logger: they dump every
+    handshake header (the Authorization token and the session cookie among them) and one line per frame (dozens a
+    second per live viewer)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno <= logging.DEBUG and record.name == "uvicorn.error"
+                    and f"{os.sep}websockets{os.sep}" in record.pathname)
+
+
 def main() -> None:
     try:
         settings = load_settings()
@@ -77,6 +90,7 @@ def main() -> None:
         print(f"spectare-api: error: {redact(str(exc))}", file=sys.stderr)
         sys.exit(1)
     setup_logging(settings.log_level, "api")
+    logging.getLogger("uvicorn.error").addFilter(WebSocketWireFilter())
     try:
         asyncio.run(serve(settings, api, capacity))
     except SpectareError as exc:

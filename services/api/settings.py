@@ -71,3 +71,26 @@ class ApiSettings(SectionSettings):
         default=None, pattern=r"^https?://[^/?#@\s]+$", description="scheme://host[:port] browsers reach the API at "
         "behind a proxy; a change made with the session cookie must come from it (or from the request's own origin)"
     )
+    # Live video over WebSocket (`live.py`, `livehub.py`).
+    live_first_keyframe_timeout_s: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=10.0, description="a live viewer that gets no keyframe this long after connecting is closed with "
+        "4408 (the camera is not publishing)"
+    )
+    live_queue_frames: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=150, description="frames queued for one live viewer before it is moved forward to the next keyframe"
+    )
+    live_queue_bytes: Annotated[int, Field(ge=64 * 1024, le=256 * 1024 * 1024)] = Field(
+        default=8 * 1024 * 1024, description="bytes queued for one live viewer before it is moved forward to the next "
+        "keyframe"
+    )
+    live_send_timeout_s: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=10.0, description="a live viewer that takes no data for this long is dropped"
+    )
+    live_socket_send_buffer_bytes: Annotated[int, Field(ge=16 * 1024, le=16 * 1024 * 1024)] = Field(
+        default=128 * 1024, description="kernel send buffer of a WebSocket (Linux doubles it): what a stalled viewer "
+        "can hide from its queue limits; larger for high bitrates over long round trips"
+    )
+    live_linger_s: Annotated[float, Field(ge=0, le=600)] = Field(
+        default=5.0, description="a camera's live source is stopped this long after its last viewer leaves (a viewer "
+        "who comes back at once finds it running)"
+    )
