@@ -117,12 +117,14 @@ def detectors(settings, tmp_path):
         process.stop()
 
 
-async def consumer_ready(js, settings) -> bool:
+async def consumer_ready(js, settings, pulling: int = 0) -> bool:
+    """The shared consumer exists and at least `pulling` pull requests wait on it (one per replica that is
+    fetching: a replica still loading its model takes nothing, however long the test waits)."""
     try:
-        await js.consumer_info(settings.names.keyframes_stream, CONSUMER)
-        return True
+        info = await js.consumer_info(settings.names.keyframes_stream, CONSUMER)
     except NotFoundError:
         return False
+    return (info.num_waiting or 0) >= pulling
 
 
 async def test_people_and_a_bus_are_published_with_a_snapshot(js, settings, feed, detectors):
@@ -197,7 +199,7 @@ async def test_motion_gate_with_two_replicas_skips_still_scenes_per_camera(js, s
     await feed.register("still")
     await feed.register("busy")
     replicas = [detectors("detector-a"), detectors("detector-b")]
-    await eventually(lambda: consumer_ready(js, settings), 30, what="detector consumer")
+    await eventually(lambda: consumer_ready(js, settings, pulling=2), 60, what="both replicas pulling")
     rounds = 6
     for i in range(rounds):
         await feed.send("still", "bus.jpg")  # the same picture every time: only the first is worth a look
