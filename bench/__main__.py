@@ -3,9 +3,10 @@
 import argparse
 import sys
 
-from . import detection, indexing, recording, remux
+from . import detection, indexing, live, recording, remux
 
-BENCHMARKS = {"recording": recording, "detection": detection, "indexing": indexing, "remux": remux}
+BENCHMARKS = {"recording": recording, "detection": detection, "indexing": indexing, "remux": remux,
+              "live": live}
 
 
 def main() -> None:

@@ -48,7 +48,8 @@ async def serve(settings: Settings, api: ApiSettings, capacity: int) -> None:
             start_metrics("api", settings.metrics_port, settings.metrics_host)
         config = uvicorn.Config(app, host=api.host, port=api.port, log_config=None, access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=5,
-                                ws=websocket_protocol(api.live_socket_send_buffer_bytes))
+                                ws=websocket_protocol(api.live_socket_send_buffer_bytes),
+                                ws_per_message_deflate=False)  # video does not compress; zlib on it cost CPU
         server = uvicorn.Server(config)
         log.info("api connected to %s; serving http://%s:%d (docs at /docs)", redact(settings.nats.url), api.host,
                  api.port)
