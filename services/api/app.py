@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from spectare import __version__
 from spectare.core.errors import SpectareError
 
-from . import cameras, detections, errors, footage, live, login, search, system
+from . import cameras, detections, errors, footage, live, login, media, search, system
 from .errors import PROBLEMS, ApiError
 from .middleware import ApiMetrics, BodyLimit, MetricsMiddleware
 from .state import ApiState
@@ -25,6 +25,7 @@ TAGS = [
     {"name": "detections", "description": "live detections as server-sent events"},
     {"name": "system", "description": "health, statistics, metrics"},
     {"name": "auth", "description": "browser login: a session cookie in place of the bearer header"},
+    {"name": "media", "description": "recorded footage as HLS: playlists for a range, their segments, windows"},
 ]
 DESCRIPTION = """Spectare's control plane. Every endpoint but `/healthz` and `/auth` needs a token:
 `Authorization: Bearer <token>` (`spectare token create --scope read|admin`). `read` tokens may call every
@@ -58,5 +59,6 @@ def create_app(state: ApiState) -> FastAPI:
     for module in (system, cameras, footage, search, detections):
         app.include_router(module.router)
     app.include_router(login.router)
+    app.include_router(media.router)
     app.include_router(live.router)
     return app

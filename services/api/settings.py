@@ -94,3 +94,8 @@ class ApiSettings(SectionSettings):
         default=5.0, description="a camera's live source is stopped this long after its last viewer leaves (a viewer "
         "who comes back at once finds it running)"
     )
+    # Recorded playback as HLS (`media.py`, `playlists.py`).
+    playlist_max_s: Annotated[float, Field(ge=60, le=86_400)] = Field(
+        default=3600.0, description="longest range one HLS playlist covers (a longer one is refused: play it window "
+        "by window, /cameras/byname/{name}/vod/windows); also the length of those windows, at most an hour"
+    )
