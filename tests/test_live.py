@@ -140,6 +140,29 @@ async def _none(stack: Stack) -> bool:
     return not await stack.consumers("cam1")
 
 
+async def test_a_camera_that_reconnects_gets_a_new_stream_message_and_init_then_its_picture(stack):
+    """Ingest restarted (a new lease, so a new session) while a viewer watches."""
+    registry = await CameraRegistry.open(stack.js, stack.settings)
+    quiet = await registry.get("quiet")
+    watching = asyncio.create_task(watch(stack.url("cam1"), 30, stack.token))
+    try:
+        await asyncio.sleep(4)
+        stack.processes["ingest"].stop()
+        await registry.remove("quiet")  # the new worker (capacity 1) must take cam1
+        stack.processes["ingest"].start()
+        got = await watching
+    finally:
+        await registry.put(quiet)
+    streams = got.streams()
+    assert len(streams) == 2 and streams[0][0]["session"] != streams[1][0]["session"], [s for s, _, _ in streams]
+    assert streams[1][0]["wall_time"] > streams[0][0]["wall_time"]
+    for stream, init, fragments in streams:
+        assert samples(fragments[0][1])[0].keyframe
+        frames = decode(init, [data for _, data in fragments])
+        assert frames and frames[0].key_frame and all(a.time < b.time for a, b in zip(frames, frames[1:],
+                                                                                        strict=False))
+
+
 async def test_unknown_camera_closes_with_4404(stack):
     code, reason = await closed_with(stack.url("nosuchcam"), stack.token)
     assert (code, reason) == (4404, "no camera named 'nosuchcam'; `spectare camera list` shows the registered ones")

@@ -8,7 +8,8 @@ Protocol. Text frames are small JSON messages, binary frames fMP4 bytes:
 2. One binary init segment (`ftyp`+`moov`).
 3. Binary media fragments (`moof`+`mdat`), each a whole number of frames in decode order, the first one starting
    at a keyframe. Its decode time need not be 0: a player seeks to the start of what is buffered.
-After the camera reconnects (a new session), a new `stream` message and init segment come before its fragments.
+After the camera reconnects (a new session), or packets were lost, a new `stream` message and init segment come
+before the fragments of the new timeline.
 A viewer that falls behind (`[api] live_queue_frames` / `live_queue_bytes` waiting) gets `{"type": "skipped",
 "frames": N, "reason": "..."}` and resumes at the next keyframe. Anything the client sends is ignored.
 

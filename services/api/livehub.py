@@ -44,9 +44,10 @@ KEPT_SESSIONS = 4  # StreamInfos remembered (the current session's and the few b
 GOP_MAX_BYTES = 64 * 1024 * 1024  # a GOP larger than this is not kept for later viewers (they wait for the next)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class StreamStart:
-    """What a viewer gets before a session's first fragment: the `stream` text message and the init segment."""
+    """What a viewer gets before a stream's first fragment: the `stream` text message and the init segment. One per
+    muxer, compared by identity: a stream restarted within a session is a new one."""
 
     session: str
     message: str
@@ -96,8 +97,8 @@ class Viewer:
         self._items: deque[Item] = deque()
         self._frames = self._bytes = 0
         self._ready = asyncio.Event()
-        self._queued_session: str | None = None  # the session whose StreamStart is queued or sent
-        self._sent_session: str | None = None  # ... taken by the sender
+        self._queued_start: StreamStart | None = None  # the stream (init) whose fragments are queued or sent
+        self._sent_start: StreamStart | None = None  # ... whose init the sender has taken
         self._skipping: Skipped | None = None  # frames skipped so far while waiting for a keyframe
 
     def offer(self, start: StreamStart, fragment: Fragment) -> None:
@@ -119,11 +120,11 @@ class Viewer:
                 return
             self._push(self._skipping)
             self._skipping = None
-        if self._queued_session != fragment.session:
-            if not fragment.keyframe:  # a session's picture can only start at a keyframe
+        if self._queued_start is not start:
+            if not fragment.keyframe:  # a stream's picture can only start at a keyframe
                 return
             self._push(start)
-            self._queued_session = start.session
+            self._queued_start = start
         self._push(fragment)
 
     async def next(self) -> Item | None:
@@ -138,7 +139,7 @@ class Viewer:
             self._frames -= item.frames
             self._bytes -= len(item.data)
         elif isinstance(item, StreamStart):
-            self._sent_session = item.session
+            self._sent_start = item
             self._bytes -= len(item.init)
         return item
 
@@ -166,7 +167,7 @@ class Viewer:
         frames = self._frames
         self._items.clear()
         self._frames = self._bytes = 0
-        self._queued_session = self._sent_session  # a StreamStart dropped unsent is queued again with its session
+        self._queued_start = self._sent_start  # a StreamStart dropped unsent is queued again before its stream
         return notices, frames
 
 
@@ -276,20 +277,19 @@ class Feed:
         if not packets:
             return
         first = packets[0]
-        if self._muxer is None or first.session != self._muxer.session:
+        if self._muxer is None or first.session != self._muxer.session or first.seq != self._next_seq:
+            # A new session, or a hole in this one (packets lost to the stream's limits, or numbering started
+            # over): the picture resumes at a keyframe, on a timeline of its own with a `stream` message and init.
             if not first.keyframe:
-                return  # a session joined mid-GOP: its picture starts at its next keyframe
+                self._next_seq = None
+                return
             info = self._infos.get(first.session)
             if info is None:
                 self._complain("no-info", f"no stream info for session {first.session}; waiting for it")
                 return
             self._muxer = await asyncio.to_thread(LiveMuxer, info, first)
             self._start = StreamStart(first.session, json.dumps(self._stream_message(self._muxer)), self._muxer.init)
-            self._next_seq = first.seq
-        if first.seq != self._next_seq:
-            if not first.keyframe:  # a hole (the stream's limits dropped packets): resume at a keyframe
-                self._next_seq = None
-                return
+        assert self._start is not None
         fragment = self._muxer.fragment(packets)
         self._next_seq = packets[-1].seq + 1
         if fragment.keyframe:
@@ -299,7 +299,6 @@ class Feed:
         if self._gop_bytes > GOP_MAX_BYTES:
             self._gop, self._gop_bytes = [], 0
         if self.live:
-            assert self._start is not None
             now = time.time()
             for wall_time in fragment.wall_times:
                 self.hub.metrics.latency.observe(max(now - wall_time, 0.0))
