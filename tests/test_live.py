@@ -156,7 +156,7 @@ async def test_a_camera_that_reconnects_gets_a_new_stream_message_and_init_then_
     streams = got.streams()
     assert len(streams) == 2 and streams[0][0]["session"] != streams[1][0]["session"], [s for s, _, _ in streams]
     assert streams[1][0]["wall_time"] > streams[0][0]["wall_time"]
-    for stream, init, fragments in streams:
+    for _, init, fragments in streams:
         assert samples(fragments[0][1])[0].keyframe
         frames = decode(init, [data for _, data in fragments])
         assert frames and frames[0].key_frame and all(a.time < b.time for a, b in zip(frames, frames[1:],
