@@ -10,10 +10,12 @@ fulfilled by `page.route` at `<api origin>/__test/<name>.html` (and hls.js from 
 for goes to the real server.
 """
 
+import json
 import subprocess
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -48,10 +50,18 @@ async def browser(playwright: Playwright) -> AsyncIterator[Browser]:
     await chromium.close()
 
 
+async def new_context(browser: Browser) -> BrowserContext:
+    """A browser context as the tests use: a fixed viewport, and Local Network Access granted. Chromium places
+    a page fulfilled by `page.route` in no address space, so it would block that page's WebSockets to loopback
+    (ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS); a page the API itself serves is loopback like the API and
+    needs no permission."""
+    return await browser.new_context(viewport={"width": 960, "height": 600}, permissions=["local-network-access"])
+
+
 @pytest.fixture
 async def context(browser: Browser, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BrowserContext]:
-    """A fresh browser context; at teardown, a screenshot of each of its open pages."""
-    fresh = await browser.new_context(viewport={"width": 960, "height": 600})
+    """A fresh browser context (`new_context`); at teardown, a screenshot of each of its open pages."""
+    fresh = await new_context(browser)
     yield fresh
     report = getattr(request.node, "rep_call", None)
     failed = report is not None and report.failed
@@ -90,10 +100,18 @@ async def open_test_page(page: Page, origin: str, name: str, html: str) -> str:
     return url
 
 
-def hls_player_html(playlist: str) -> str:
-    """A page playing `playlist` with hls.js into a muted <video>, keeping for the test, in `window.player`:
-    every hls.js error, and a sample every 100 ms of (currentTime, hls.playingDate in epoch seconds,
-    decoded frames) once playback has a date."""
+def hls_player_html(playlist: str, hls_config: dict | None = None, start_at: float | None = None) -> str:
+    """A page playing `playlist` with hls.js (`hls_config` its Hls options) into a muted <video>, from the start or,
+    given `start_at` (epoch seconds), from that moment: placed by the first segment's PROGRAM-DATE-TIME once the
+    playlist is loaded, as a player seeking to a time does.
+
+    Kept for the test in `window.player`: every hls.js error, and a sample every 100 ms of (currentTime,
+    hls.playingDate in epoch seconds, decoded frames) once playback has a date; `loaded`, the epoch seconds when the
+    playlist was asked for; `frames`, the first 300 frames shown (requestVideoFrameCallback: the epoch seconds
+    each was expected on screen, its media time); and `startPosition`, where on its timeline a seek to `start_at`
+    began (hls.js may show the segment's first frame before it gets there)."""
+    seeking = {"autoStartLoad": False} if start_at is not None else {}
+    config = json.dumps({"enableWorker": True, **(hls_config or {}), **seeking})
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>hls.js test player</title></head>
 <body style="margin:0;background:#111">
@@ -101,11 +119,23 @@ def hls_player_html(playlist: str) -> str:
 <script src="{HLS_JS_PATH}"></script>
 <script>
 const video = document.getElementById("video");
-const player = window.player = {{errors: [], samples: [], supported: Hls.isSupported()}};
-const hls = player.hls = new Hls({{enableWorker: true}});
+const startAt = {json.dumps(start_at)};
+const player = window.player = {{errors: [], samples: [], frames: [], supported: Hls.isSupported(),
+                                 loaded: (performance.timeOrigin + performance.now()) / 1000}};
+function onFrame(_, frame) {{
+  player.frames.push([(performance.timeOrigin + frame.expectedDisplayTime) / 1000, frame.mediaTime]);
+  if (player.frames.length < 300) video.requestVideoFrameCallback(onFrame);
+}}
+video.requestVideoFrameCallback(onFrame);
+const hls = player.hls = new Hls({config});
 hls.on(Hls.Events.ERROR, (_, data) => player.errors.push(
   `${{data.type}}/${{data.details}} fatal=${{data.fatal}} ${{data.url || (data.frag && data.frag.url) || ""}}`));
 hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(e => player.errors.push(`play(): ${{e}}`)));
+if (startAt !== null) hls.once(Hls.Events.LEVEL_LOADED, (_, data) => {{
+  const first = data.details.fragments[0];
+  player.startPosition = Math.max(0, startAt - first.programDateTime / 1000);
+  hls.startLoad(player.startPosition);
+}});
 hls.loadSource({playlist!r});
 hls.attachMedia(video);
 setInterval(() => {{
@@ -153,3 +183,181 @@ def fmp4_segments(source: Path, out_dir: Path, seconds: float, count: int) -> li
                        check=True, capture_output=True, timeout=60)
         paths.append(path)
     return paths
+
+
+def live_player_html(live_path: str) -> str:
+    """A page playing the live WebSocket at `live_path` (on the page's own origin) in MediaSource, as a browser
+    player does: the `stream` message's mime opens a SourceBuffer, binary frames are appended in order, playback
+    starts 0.3 s before the end of what is buffered and keeps near it (10 % faster when over 0.6 s behind, a
+    jump when over 3 s).
+
+    Kept in `window.live` for the test (times in epoch seconds): `opened` (the socket was made), `streams` (the
+    `stream` messages), `buffered` (per frame, when its fragment was in the buffer and when it was captured:
+    the stream's wall_time + the frame's presentation time, read from the fragment's moof), `shown` (per frame
+    shown, requestVideoFrameCallback's expected display time and the capture time of its media time), `skipped`,
+    `errors`, `closed` (code and reason)."""
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>live test player</title></head>
+<body style="margin:0;background:#111">
+<video id="video" muted autoplay playsinline style="width:100%"></video>
+<script>
+const now = () => (performance.timeOrigin + performance.now()) / 1000;
+const video = document.getElementById("video");
+const live = window.live = {{opened: now(), streams: [], buffered: [], shown: [], skipped: [], errors: [],
+                             closed: null}};
+const queue = [];
+let source = null, buffer = null, timescale = 90000, wallTime = 0, pending = [];
+
+function child(u8, view, type, start, end) {{  // the first box of `type` in [start, end): its body's bounds
+  for (let at = start; at + 8 <= end;) {{
+    let size = view.getUint32(at), header = 8;
+    if (size === 1) {{ size = Number(view.getBigUint64(at + 8)); header = 16; }} else if (size === 0) size = end - at;
+    if (String.fromCharCode(u8[at + 4], u8[at + 5], u8[at + 6], u8[at + 7]) === type) return [at + header, at + size];
+    if (size < 8) return null;
+    at += size;
+  }}
+  return null;
+}}
+function find(u8, types) {{
+  const view = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
+  let bounds = [0, u8.length];
+  for (const type of types) {{ bounds = child(u8, view, type, bounds[0], bounds[1]); if (!bounds) return null; }}
+  return [view, bounds[0]];
+}}
+function readTimescale(init) {{
+  const [view, at] = find(init, ["moov", "trak", "mdia", "mdhd"]);
+  return view.getUint32(at + 4 + (view.getUint8(at) === 1 ? 16 : 8));
+}}
+function presentations(fragment) {{  // each sample's presentation time in seconds
+  const [tv, tfdt] = find(fragment, ["moof", "traf", "tfdt"]);
+  let dts = tv.getUint8(tfdt) === 1 ? Number(tv.getBigUint64(tfdt + 4)) : tv.getUint32(tfdt + 4);
+  const [view, trun] = find(fragment, ["moof", "traf", "trun"]);
+  const flags = view.getUint32(trun) & 0xffffff, count = view.getUint32(trun + 4);
+  let at = trun + 8 + (flags & 1 ? 4 : 0) + (flags & 4 ? 4 : 0);
+  const out = [];
+  for (let i = 0; i < count; i++) {{
+    const duration = flags & 0x100 ? view.getUint32(at) : 0; at += flags & 0x100 ? 4 : 0;
+    at += flags & 0x200 ? 4 : 0; at += flags & 0x400 ? 4 : 0;
+    const offset = flags & 0x800 ? view.getInt32(at) : 0; at += flags & 0x800 ? 4 : 0;
+    out.push((dts + offset) / timescale);
+    dts += duration;
+  }}
+  return out;
+}}
+function pump() {{
+  if (!buffer || buffer.updating || !queue.length) return;
+  const data = queue.shift();
+  const isInit = find(data, ["moov"]) !== null;
+  if (isInit) timescale = readTimescale(data);
+  pending = isInit ? [] : presentations(data);
+  try {{ buffer.appendBuffer(data); }} catch (e) {{ live.errors.push(`appendBuffer: ${{e}}`); }}
+}}
+function follow() {{  // stay near the live edge
+  if (!video.buffered.length) return;
+  const end = video.buffered.end(video.buffered.length - 1);
+  if (video.paused || video.currentTime < video.buffered.start(0)) {{
+    video.currentTime = Math.max(video.buffered.start(0), end - 0.3);
+    video.play().catch(e => live.errors.push(`play(): ${{e}}`));
+  }}
+  const behind = end - video.currentTime;
+  if (behind > 3.0) video.currentTime = end - 0.3;
+  video.playbackRate = behind > 0.6 ? 1.1 : 1.0;
+}}
+function onFrame(_, frame) {{
+  live.shown.push([(performance.timeOrigin + frame.expectedDisplayTime) / 1000, wallTime + frame.mediaTime]);
+  video.requestVideoFrameCallback(onFrame);
+}}
+video.requestVideoFrameCallback(onFrame);
+video.addEventListener("error", () => live.errors.push(`video: ${{video.error && video.error.message}}`));
+
+const socket = new WebSocket(new URL({live_path!r}, location.href.replace(/^http/, "ws")));
+socket.binaryType = "arraybuffer";
+socket.onmessage = (event) => {{
+  if (typeof event.data === "string") {{
+    const message = JSON.parse(event.data);
+    if (message.type === "skipped") {{ live.skipped.push(message); return; }}
+    if (message.type !== "stream") return;
+    live.streams.push(message);
+    wallTime = message.wall_time;
+    if (!source) {{
+      source = new MediaSource();
+      video.src = URL.createObjectURL(source);
+      source.addEventListener("sourceopen", () => {{
+        buffer = source.addSourceBuffer(message.mime);
+        buffer.mode = "segments";
+        buffer.addEventListener("updateend", () => {{
+          const at = now();
+          for (const t of pending) live.buffered.push([at, wallTime + t]);
+          pending = [];
+          follow();
+          pump();
+        }});
+        buffer.addEventListener("error", () => live.errors.push("SourceBuffer error"));
+        pump();
+      }});
+    }}
+    return;
+  }}
+  queue.push(new Uint8Array(event.data));
+  pump();
+}};
+socket.onerror = () => live.errors.push("WebSocket error");
+socket.onclose = (event) => {{ live.closed = [event.code, event.reason]; }};
+</script></body></html>"""
+
+
+@dataclass(frozen=True)
+class PlaylistEntry:
+    """One segment of an HLS media playlist: its PROGRAM-DATE-TIME (epoch seconds), EXTINF and URI, and whether
+    a discontinuity comes before it."""
+    wall_start: float
+    duration: float
+    uri: str
+    discontinuity: bool
+
+
+def playlist_entries(text: str) -> list[PlaylistEntry]:
+    """The segments of a media playlist whose every segment has a PROGRAM-DATE-TIME (as Spectare's do)."""
+    out, date, duration, discontinuity = [], None, None, False
+    for line in text.splitlines():
+        if line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            date = datetime.fromisoformat(line.split(":", 1)[1].replace("Z", "+00:00")).timestamp()
+        elif line.startswith("#EXTINF:"):
+            duration = float(line.split(":", 1)[1].split(",", 1)[0])
+        elif line == "#EXT-X-DISCONTINUITY":
+            discontinuity = True
+        elif line and not line.startswith("#"):
+            assert date is not None and duration is not None, f"segment {line} without a date or EXTINF"
+            out.append(PlaylistEntry(date, duration, line, discontinuity))
+            date, duration, discontinuity = None, None, False
+    return out
+
+
+def timeline(entries: list[PlaylistEntry]) -> list[Segment]:
+    """Where hls.js places each segment: back to back on its timeline (EXTINFs summed; a gap takes no time),
+    each at its own wall start."""
+    out, at = [], 0.0
+    for entry in entries:
+        out.append(Segment(at, entry.wall_start, entry.duration))
+        at += entry.duration
+    return out
+
+
+async def login(page: Page, token: str) -> dict:
+    """`POST /auth/login` from the page (so the browser keeps the cookie): its status and JSON body."""
+    return await page.evaluate("""async (token) => {
+        const r = await fetch("/auth/login", {method: "POST", headers: {"Content-Type": "application/json"},
+                                              body: JSON.stringify({token})});
+        return {status: r.status, body: await r.json()};
+    }""", token)
+
+
+async def fetch_status(page: Page, path: str, method: str = "GET") -> dict:
+    """A request from the page with its cookies: status and JSON body (or text)."""
+    return await page.evaluate("""async ([path, method]) => {
+        const r = await fetch(path, {method});
+        const text = await r.text();
+        let body = text;
+        try { body = JSON.parse(text); } catch (e) {}
+        return {status: r.status, body};
+    }""", [path, method])
