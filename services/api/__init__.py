@@ -17,7 +17,10 @@ Modules:
   /stats and the scaling gauges), `cameras` (the registry), `footage` (chunks, clips, snapshots), `search`
   (/search, tagged footage), `detections` (server-sent events), `login` (/auth/login,
   /auth/logout; tagged auth), `live` (WS /cameras/byname/{name}/live, tagged media: live fMP4 over a WebSocket,
-  its protocol in its docstring). A new one is a module like these plus one `include_router` line in `app`.
+  its protocol in its docstring), `media` (recorded footage as HLS: `vod.m3u8`, its segments passed through from
+  S3, `vod/windows`). A new one is a module like these plus one `include_router` line in `app`.
+- `playlists`: HLS playlists without I/O: the range of a request, the playlist text of chunks and gaps, windows.
+- `retime`: a segment's fragments moved to its place in its playlist (box bytes in, box bytes out).
 - `livehub`: the live hub, one source per camera per process shared by its viewers: an ordered consumer from
   the latest keyframe, the current GOP kept for later viewers, bounded per-viewer queues that skip forward.
 - `app`: `create_app` assembles them: middleware, exception handlers, routers.

@@ -25,7 +25,8 @@ TAGS = [
     {"name": "detections", "description": "live detections as server-sent events"},
     {"name": "system", "description": "health, statistics, metrics"},
     {"name": "auth", "description": "browser login: a session cookie in place of the bearer header"},
-    {"name": "media", "description": "recorded footage as HLS: playlists for a range, their segments, windows"},
+    {"name": "media", "description": "video for players: recorded footage as HLS (playlists for a range, their "
+                                     "segments, windows) and live fMP4 over a WebSocket"},
 ]
 DESCRIPTION = """Spectare's control plane. Every endpoint but `/healthz` and `/auth` needs a token:
 `Authorization: Bearer <token>` (`spectare token create --scope read|admin`). `read` tokens may call every
