@@ -155,6 +155,14 @@ async def test_the_playlist_of_a_range_lists_its_chunks_with_their_times_and_ffm
     assert len(times) == pytest.approx(recorded_s * FPS, abs=2), "every frame of the 4 chunks, once"
     assert times == sorted(set(times)), "one timeline across the chunks"
 
+    # The README's ffplay line, on SDL's dummy drivers: it plays the range through in real time and exits.
+    began = time.monotonic()
+    played = subprocess.run(["ffplay", "-v", "error", "-autoexit", "-headers", f"Authorization: Bearer {stack.token}",
+                             url], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"})
+    assert played.returncode == 0 and played.stderr == "", played.stderr
+    assert time.monotonic() - began >= recorded_s - 1
+
 
 async def test_segments_come_through_the_api_as_fragmented_mp4_and_nothing_else_does(stack):
     refs = await recorded(stack, 2)
