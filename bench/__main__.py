@@ -3,10 +3,10 @@
 import argparse
 import sys
 
-from . import detection, indexing, live, recording, remux
+from . import detection, indexing, live, playback, recording, remux
 
 BENCHMARKS = {"recording": recording, "detection": detection, "indexing": indexing, "remux": remux,
-              "live": live}
+              "playback": playback, "live": live}
 
 
 def main() -> None:

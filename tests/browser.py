@@ -109,7 +109,7 @@ def hls_player_html(playlist: str, hls_config: dict | None = None, start_at: flo
     hls.playingDate in epoch seconds, decoded frames) once playback has a date; `loaded`, the epoch seconds when the
     playlist was asked for; `frames`, the first 300 frames shown (requestVideoFrameCallback: the epoch seconds
     each was expected on screen, its media time); and `startPosition`, where on its timeline a seek to `start_at`
-    began (hls.js may show the segment's first frame before it gets there)."""
+    began."""
     seeking = {"autoStartLoad": False} if start_at is not None else {}
     config = json.dumps({"enableWorker": True, **(hls_config or {}), **seeking})
     return f"""<!doctype html>
@@ -130,7 +130,11 @@ video.requestVideoFrameCallback(onFrame);
 const hls = player.hls = new Hls({config});
 hls.on(Hls.Events.ERROR, (_, data) => player.errors.push(
   `${{data.type}}/${{data.details}} fatal=${{data.fatal}} ${{data.url || (data.frag && data.frag.url) || ""}}`));
-hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(e => player.errors.push(`play(): ${{e}}`)));
+// A seek leaves starting to the autoplay attribute: play() before it is placed shows the segment's first frame,
+// and play() after it makes hls.js abort and reload the next segment.
+if (startAt === null) {{
+  hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(e => player.errors.push(`play(): ${{e}}`)));
+}}
 if (startAt !== null) hls.once(Hls.Events.LEVEL_LOADED, (_, data) => {{
   const first = data.details.fragments[0];
   player.startPosition = Math.max(0, startAt - first.programDateTime / 1000);
