@@ -18,10 +18,13 @@ MODEL_FILES  := assets/models/yolov4-tiny/yolov4-tiny.weights
 TEST_IMAGES  := assets/images/bus.jpg
 # npm ci rewrites this file; older than the lock means web/node_modules is not what the lock says.
 WEB_DEPS     := web/node_modules/.package-lock.json
+# The web UI's build (not committed); the API serves it at /.
+WEB_BUILD    := web/dist/index.html
+WEB_SOURCES  := $(shell find web/src -type f) web/index.html web/vite.config.ts web/tsconfig.json
 
 .PHONY: setup system-deps demo test test-unit bench lint typecheck check clean
 
-setup: $(VENV)/.installed system-deps $(WEB_DEPS) $(DEMO_FOOTAGE) $(MODEL_FILES) $(TEST_IMAGES)
+setup: $(VENV)/.installed system-deps $(WEB_BUILD) $(DEMO_FOOTAGE) $(MODEL_FILES) $(TEST_IMAGES)
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +42,9 @@ $(WEB_DEPS): web/package-lock.json | system-deps
 	cd web && npm ci --no-audit --no-fund
 	touch $@
 
+$(WEB_BUILD): $(WEB_DEPS) $(WEB_SOURCES)
+	cd web && npm run build
+
 $(DEMO_FOOTAGE): scripts/fetch-demo-footage.sh | $(VENV)/.installed system-deps
 	scripts/fetch-demo-footage.sh $(dir $@)
 
@@ -53,10 +59,12 @@ demo: setup
 	$(BIN)/spectare up --demo
 
 test: setup $(VENV)/.installed-test
+	cd web && npm test
 	$(BIN)/python -m pytest
 
 # The tests that start no server (pure logic, files, media; conftest.py marks the rest `integration`).
 test-unit: setup $(VENV)/.installed-test
+	cd web && npm test
 	$(BIN)/python -m pytest -m "not integration"
 
 bench: setup $(VENV)/.installed-test

@@ -24,6 +24,21 @@ from .media import source_video
 SERVER_FIXTURES = frozenset({"nats_server", "s3_server", "rtsp_camera"})
 
 
+@pytest.fixture(scope="session", autouse=True)
+def screenshots_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The web UI tests' screenshots go to <basetemp>/screenshots, printed at the end of the run."""
+    from . import webstack
+    webstack.SCREENSHOTS = tmp_path_factory.getbasetemp() / "screenshots"
+    return webstack.SCREENSHOTS
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    from . import webstack
+    if webstack.SCREENSHOTS is not None and webstack.SCREENSHOTS.is_dir():
+        count = len(list(webstack.SCREENSHOTS.glob("*.png")))
+        terminalreporter.write_line(f"web UI screenshots ({count}): {webstack.SCREENSHOTS}")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     integration = pytest.mark.integration
     for item in items:

@@ -1,0 +1,4 @@
+// Placeholder while this view is built.
+export function Grid() {
+  return <section><h1>Grid</h1></section>;
+}
