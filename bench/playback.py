@@ -7,8 +7,11 @@ session cookie as the browser app is.
   the frame's presentation time, read from its fragment) to its fragment being in the page's MediaSource buffer
   (`updateend`), and to it being shown (requestVideoFrameCallback's expected display time), at 1 and 8 viewers
   (one page each, the test kit's live player). The first 3 s of each viewer (the GOP it starts with) are left
-  out. Measured at ingest's default `group_max_s` and at a shorter one: packets wait up to that long at ingest
-  to travel together, which bounds how fresh a live frame can be.
+  out. Ingest's packets wait up to `group_max_s` (1 s) to travel together, which bounds how fresh a live frame
+  can be, so while the API streams a camera live ingest uses `live_group_max_s` (0.2 s) for it. Measured at
+  that default and at `live_group_max_s = 1.0` (no shorter groups while watched, as before the switch).
+- Pipeline CPU while watched: ingest, the segmenter and nats-server over each live phase against the same
+  processes with no viewer (the shorter groups cost there, in messages, not in the API).
 - API CPU per live viewer: the API's CPU with N viewers less its CPU with none, per viewer, in % of one core.
 - Seek: a camera `archive` with a week of 10 s chunks in the index (Segment events, as the segmenter announces
   them; the chunks around each moment sought are real fMP4 chunks the stack recorded, copied to their keys):
@@ -79,9 +82,9 @@ def add_arguments(parser) -> None:
     group.add_argument("--playback-seconds", type=float, default=30.0,
                        help="measured seconds per live phase (default 30)")
     group.add_argument("--playback-viewers", default="1,8", help="comma-separated live viewer counts (default 1,8)")
-    group.add_argument("--playback-groups", default="1.0,0.2",
-                       help="ingest group_max_s values to measure live latency at (default 1.0 (ingest's "
-                            "default),0.2)")
+    group.add_argument("--playback-live-groups", default="0.2,1.0",
+                       help="ingest live_group_max_s values to measure live latency at (default 0.2 (ingest's "
+                            "default),1.0 (= group_max_s: no shorter groups while watched))")
     group.add_argument("--playback-seeks", type=int, default=5, help="moments a week back sought (default 5)")
     group.add_argument("--playback-playlists", type=int, default=100,
                        help="hour playlists asked for, to measure their CPU (default 100)")
@@ -141,10 +144,15 @@ class BenchStack:
         self.processes[name] = process
         return process
 
-    def restart_ingest(self, group_max_s: float) -> None:
+    def restart_ingest(self, live_group_max_s: float) -> None:
         if "ingest" in self.processes:
             self.processes.pop("ingest").stop()
-        self.start_service("ingest", SPECTARE_INGEST__GROUP_MAX_S=str(group_max_s))
+        self.start_service("ingest", SPECTARE_INGEST__LIVE_GROUP_MAX_S=str(live_group_max_s))
+
+    def pipeline_pids(self) -> list[int]:
+        """What records the camera: ingest, the segmenter, nats-server."""
+        assert self.nats.pid is not None
+        return [self.pid("ingest"), self.pid("segmenter"), self.nats.pid]
 
     def pid(self, name: str) -> int:
         pid = self.processes[name].pid
@@ -193,7 +201,7 @@ class BenchStack:
 async def _bench(args, clip: Path) -> dict:
     work = Path(tempfile.mkdtemp(prefix="spectare-bench-playback-"))
     stack = BenchStack(work, clip)
-    groups = [float(g) for g in str(args.playback_groups).split(",") if g.strip()]
+    groups = [float(g) for g in str(args.playback_live_groups).split(",") if g.strip()]
     viewer_counts = [int(v) for v in str(args.playback_viewers).split(",") if v.strip()]
     try:
         await stack.start()
@@ -218,12 +226,12 @@ async def _bench(args, clip: Path) -> dict:
                 if n:
                     stack.restart_ingest(group)
                     await asyncio.sleep(3)
-                print(f"playback benchmark: live, ingest group_max_s={group:g} ...", flush=True)
-                idle = await _api_cpu(stack, args.playback_seconds / 2)
+                print(f"playback benchmark: live, ingest live_group_max_s={group:g} ...", flush=True)
+                idle = await _idle_cpu(stack, args.playback_seconds / 2)
                 for count in viewer_counts:
                     live_rows.append(await _live(stack, context, group, count, args.playback_seconds, idle))
                     _print_live(live_rows)
-                _extra_viewer_cpu([r for r in live_rows if r["group_max_s"] == group])
+                _extra_viewer_cpu([r for r in live_rows if r["live_group_max_s"] == group])
             segmenter_used = segmenter.stop()["segmenter"]
             segmenter_seconds = time.time() - segmenter_began
             chunks_during = len(await stack.chunks(LIVE, began)) - chunks_before
@@ -273,22 +281,24 @@ def _s3_object(stack: BenchStack, key: str) -> bytes:
         response.release_conn()
 
 
-async def _api_cpu(stack: BenchStack, seconds: float) -> float:
-    """The API's CPU (seconds per second) over `seconds` as it is now."""
-    meter = CpuMeter({"api": [stack.pid("api")]})
+async def _idle_cpu(stack: BenchStack, seconds: float) -> dict[str, float]:
+    """The API's and the recording pipeline's CPU (seconds per second) over `seconds` with no viewer."""
+    meter = CpuMeter({"api": [stack.pid("api")], "pipeline": stack.pipeline_pids()})
     meter.start()
     await asyncio.sleep(seconds)
-    return meter.stop()["api"] / seconds
+    return {name: used / seconds for name, used in meter.stop().items()}
 
 
-async def _live(stack: BenchStack, context, group: float, count: int, seconds: float, idle_cpu: float) -> dict:
+async def _live(stack: BenchStack, context, group: float, count: int, seconds: float,
+                idle_cpu: dict[str, float]) -> dict:
     pages = []
     for _ in range(count):
         page = await context.new_page()
         await open_test_page(page, stack.base_url, "live", live_player_html(f"/cameras/byname/{LIVE}/live"))
         pages.append(page)
     await asyncio.sleep(WARMUP_S)
-    meter = CpuMeter({"api": [stack.pid("api")], "browser": _descendants(os.getpid(), "chromium")})
+    meter = CpuMeter({"api": [stack.pid("api")], "browser": _descendants(os.getpid(), "chromium"),
+                      "pipeline": stack.pipeline_pids()})
     meter.start()
     t0 = time.time()
     await asyncio.sleep(seconds)
@@ -307,14 +317,17 @@ async def _live(stack: BenchStack, context, group: float, count: int, seconds: f
         errors += live["errors"] + ([f"closed {live['closed']}"] if live["closed"] else [])
         await page.close()
     await asyncio.sleep(1)
-    return {"group_max_s": group, "viewers": count,
+    return {"live_group_max_s": group, "viewers": count,
             "buffered_p50_s": _pct(buffered, 50), "buffered_p95_s": _pct(buffered, 95),
             "shown_p50_s": _pct(shown, 50), "shown_p95_s": _pct(shown, 95),
             "frames_buffered": len(buffered), "frames_shown": len(shown),
             "frames_expected": round(count * seconds * FPS),
             "first_frame_max_s": _round(max(first)) if first else None,
-            "api_cpu_pct_per_viewer": round(100 * (api_cpu - idle_cpu) / count, 2),
-            "api_cpu_pct": round(100 * api_cpu, 2), "api_cpu_pct_idle": round(100 * idle_cpu, 2),
+            "api_cpu_pct_per_viewer": round(100 * (api_cpu - idle_cpu["api"]) / count, 2),
+            "api_cpu_pct": round(100 * api_cpu, 2), "api_cpu_pct_idle": round(100 * idle_cpu["api"], 2),
+            # CPU-s per camera-minute that watching adds to ingest + segmenter + nats-server (shorter groups)
+            "pipeline_cpu_s_per_min_watched": round(60 * used["pipeline"] / seconds, 3),
+            "pipeline_cpu_s_per_min_unwatched": round(60 * idle_cpu["pipeline"], 3),
             "browser_cpu_pct": round(100 * used["browser"] / seconds, 1),
             "skipped_frames": skipped, "errors": errors}
 
@@ -466,13 +479,14 @@ def _pct(values: list[float], pct: int) -> float | None:
 
 def _print_live(rows: list[dict]) -> None:
     print("live latency, capture -> in the MSE buffer / shown (s); API CPU per viewer (% of a core)")
-    headers = ["group", "viewers", "buf p50", "buf p95", "shown p50", "shown p95", "frames", "first", "api %",
-               "api %/v", "browser %", "skipped"]
+    headers = ["live grp", "viewers", "buf p50", "buf p95", "shown p50", "shown p95", "frames", "first", "api %",
+               "api %/v", "browser %", "skipped", "pipe s/m"]
     print("  ".join(f"{h:>9}" for h in headers))
     for r in rows:
-        cells = [r["group_max_s"], r["viewers"], r["buffered_p50_s"], r["buffered_p95_s"], r["shown_p50_s"],
+        cells = [r["live_group_max_s"], r["viewers"], r["buffered_p50_s"], r["buffered_p95_s"], r["shown_p50_s"],
                  r["shown_p95_s"], f"{r['frames_shown']}/{r['frames_expected']}", r["first_frame_max_s"],
-                 r["api_cpu_pct"], r["api_cpu_pct_per_viewer"], r["browser_cpu_pct"], r["skipped_frames"]]
+                 r["api_cpu_pct"], r["api_cpu_pct_per_viewer"], r["browser_cpu_pct"], r["skipped_frames"],
+                 f"{r['pipeline_cpu_s_per_min_watched']}/{r['pipeline_cpu_s_per_min_unwatched']}"]
         print("  ".join(f"{c!s:>9}" for c in cells))
 
 
@@ -490,15 +504,15 @@ def _print(result: dict) -> None:
 
 
 def _live_verdicts(rows: list[dict]) -> list[str]:
-    """One line per ingest group_max_s: whether the p95 goal holds at every viewer count, and where the browser
+    """One line per ingest live_group_max_s: whether the p95 goal holds at every viewer count, and where the browser
     could not show every frame (its CPU, not the API's, is then the limit)."""
     out = []
-    for group in dict.fromkeys(r["group_max_s"] for r in rows):
-        mine = [r for r in rows if r["group_max_s"] == group]
+    for group in dict.fromkeys(r["live_group_max_s"] for r in rows):
+        mine = [r for r in rows if r["live_group_max_s"] == group]
         worst_buffer = max(r["buffered_p95_s"] or 0.0 for r in mine)
         worst_shown = max(r["shown_p95_s"] or 0.0 for r in mine)
         met = {True: "met", False: "not met"}
-        line = (f"- group_max_s {group:g}: the worst p95 is {worst_buffer} s to the buffer (goal "
+        line = (f"- live_group_max_s {group:g}: the worst p95 is {worst_buffer} s to the buffer (goal "
                 f"{met[worst_buffer <= GOAL_LIVE_P95_S]}), {worst_shown} s to the screen (goal "
                 f"{met[worst_shown <= GOAL_LIVE_P95_S]}).")
         short = [r for r in mine if r["frames_shown"] < 0.95 * r["frames_expected"]]
@@ -524,21 +538,26 @@ def markdown(result: dict) -> str:
         "",
         "Latency of each frame from its capture to its fragment in the page's MSE buffer, and to it being shown "
         f"(goal: p95 <= {GOAL_LIVE_P95_S:g} s), with the test kit's player (it keeps 0.3-0.6 s behind the end of what "
-        "is buffered). `group_max_s` is ingest's (its default is 1.0): packets wait up to that long to travel "
-        "together. CPU in % of one core: the API's, per viewer ((with the viewers - with none) / viewers; the first "
-        "viewer also starts the camera's feed), per viewer past the first, and the browser's (every viewer's page "
-        "decodes 1080p15 in the one headless Chromium).",
+        "is buffered). Ingest's packets wait up to `group_max_s` (1 s) to travel together; while a camera is watched "
+        "live ingest uses `live_group_max_s` for it (default 0.2; 1.0 is the same as no switch). CPU in % of one "
+        "core: the API's, per viewer ((with the viewers - with none) / viewers; the first viewer also starts the "
+        "camera's feed), per viewer past the first, and the browser's (every viewer's page decodes 1080p15 in the "
+        "one headless Chromium). Pipeline: ingest + segmenter + nats-server in CPU-s per minute while watched, "
+        "and in the same phase's minute before any viewer.",
         "",
-        "| ingest group_max_s | viewers | buffer p50 | buffer p95 | shown p50 | shown p95 | frames shown | "
-        "first frame after (max) | API CPU | per viewer | per extra viewer | browser CPU | frames skipped |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| ingest live_group_max_s | viewers | buffer p50 | buffer p95 | shown p50 | shown p95 | frames shown | "
+        "first frame after (max) | API CPU | per viewer | per extra viewer | browser CPU | frames skipped | "
+        "pipeline watched / unwatched |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["live"]:
         extra = r.get("api_cpu_pct_per_extra_viewer")
-        lines.append(f"| {r['group_max_s']:g} | {r['viewers']} | {r['buffered_p50_s']} s | {r['buffered_p95_s']} s | "
+        lines.append(f"| {r['live_group_max_s']:g} | {r['viewers']} | {r['buffered_p50_s']} s | "
+                     f"{r['buffered_p95_s']} s | "
                      f"{r['shown_p50_s']} s | {r['shown_p95_s']} s | {r['frames_shown']}/{r['frames_expected']} | "
                      f"{r['first_frame_max_s']} s | {r['api_cpu_pct']} % | {r['api_cpu_pct_per_viewer']} % | "
-                     f"{'' if extra is None else f'{extra} %'} | {r['browser_cpu_pct']} % | {r['skipped_frames']} |")
+                     f"{'' if extra is None else f'{extra} %'} | {r['browser_cpu_pct']} % | {r['skipped_frames']} | "
+                     f"{r['pipeline_cpu_s_per_min_watched']} / {r['pipeline_cpu_s_per_min_unwatched']} CPU-s/min |")
     lines += ["", *_live_verdicts(result["live"])]
     lines += [
         "",

@@ -8,18 +8,20 @@ without taking data, waits 3 s for a first keyframe, and a camera's source stops
 import asyncio
 import contextlib
 import socket
+import statistics
 import time
 
 import httpx
 import pytest
 import websockets
+from nats.js.errors import KeyDeletedError, KeyNotFoundError
 
-from spectare.core.bus import connect, ensure_topology
+from spectare.core.bus import bucket_keys, connect, ensure_topology
 from spectare.core.leases import LeaseTable
 from spectare.core.registry import CameraRegistry
 from spectare.local.process import free_port
 from spectare.media.fmp4 import boxes
-from spectare.schemas import CameraConfig
+from spectare.schemas import CameraConfig, PacketGroup
 
 from .helpers import ServiceProcess, api_answering, eventually, run_cli, settings_for
 from .live_client import closed_with, decode, samples, watch
@@ -234,3 +236,55 @@ async def _stall(url: str, token: str):
 async def _dropped(stack: Stack, before: dict[str, float]) -> bool:
     now = await stack.metrics()
     return now["spectare_api_live_dropped_viewers_total"] > before.get("spectare_api_live_dropped_viewers_total", 0)
+
+
+async def test_a_watched_camera_sends_short_packet_groups_and_long_ones_again_once_unwatched(stack):
+    """Ingest waits up to `group_max_s` (1 s) to send packets together; while the API streams a camera live it
+    marks it in the `live` bucket and ingest uses `live_group_max_s` (0.2 s) instead, so frames reach viewers
+    sooner. The 15 fps test camera: 14 frames per 1 s group unwatched, about 4 (0.2 s) watched."""
+    names = stack.settings.names
+    await eventually(lambda: _unmarked(stack), 30, what="no live mark of cam1 before the test")
+    sizes: list[tuple[float, int]] = []  # (arrival, packets) of every group that is not a lone keyframe
+
+    async def on_group(msg) -> None:
+        group = PacketGroup.decode(msg.data)
+        if not (len(group.packets) == 1 and group.packets[0].keyframe):
+            sizes.append((time.monotonic(), len(group.packets)))
+
+    sub = await stack.js._nc.subscribe(names.packets("cam1"), cb=on_group)
+    try:
+        await asyncio.sleep(3)
+        unwatched = [n for _, n in sizes]
+        viewer = asyncio.create_task(watch(stack.url("cam1"), 6, stack.token))
+        marks = await eventually(lambda: _marks(stack), 10, what="the API's live mark of cam1")
+        marked_at = time.monotonic()
+        await asyncio.sleep(4)
+        watched = [n for at, n in sizes if at > marked_at + 0.5]  # groups begun before the mark may be long
+        await viewer
+        await eventually(lambda: _unmarked(stack), 10, what="the live mark deleted after the last viewer left")
+        unmarked_at = time.monotonic()
+        await asyncio.sleep(3.5)
+        again = [n for at, n in sizes if at > unmarked_at + 1.2]
+    finally:
+        await sub.unsubscribe()
+    assert len(marks) == 1 and marks[0].startswith("cam1."), marks
+    assert unwatched and statistics.median(unwatched) >= 10, unwatched
+    assert watched and max(watched) <= 6, watched  # 0.2 s of 15 fps, one more frame, a read interval's burst
+    assert again and statistics.median(again) >= 10, again
+
+
+async def _marks(stack: Stack) -> list[str]:
+    """The live marks of cam1 in the bucket now (a deleted key's marker is not a mark)."""
+    bucket = stack.settings.names.live_bucket
+    kv = await stack.js.key_value(bucket)
+    marks = []
+    for key in await bucket_keys(stack.js, bucket):
+        if key.startswith("cam1."):
+            with contextlib.suppress(KeyDeletedError, KeyNotFoundError):
+                await kv.get(key)
+                marks.append(key)
+    return marks
+
+
+async def _unmarked(stack: Stack) -> bool:
+    return not await _marks(stack)

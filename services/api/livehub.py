@@ -12,12 +12,16 @@ Each `Viewer` has a bounded queue (`live_queue_frames`, `live_queue_bytes`). A f
 viewer forward: what it had queued is dropped, and it resumes at the next keyframe with a `Skipped` notice first.
 The sender (the WebSocket route) drops a viewer that takes nothing for `live_send_timeout_s`; nothing else waits
 on a viewer, so a stalled one costs at most its queue.
+
+While a camera has a feed, the hub keeps a live mark of it in the `live` bucket (`spectare.core.live`), so that
+ingest sends that camera's packets in short groups (`[ingest] live_group_max_s`) instead of waiting up to a second.
 """
 
 import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -26,12 +30,15 @@ from datetime import UTC, datetime
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError as StreamMsgNotFound
+from nats.js.kv import KeyValue
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from spectare.core.bus import open_bucket
 from spectare.core.config import Settings
 from spectare.core.errors import SchemaError
+from spectare.core.live import LIVE_MARK_REFRESH_S
 from spectare.media.fragments import Fragment, LiveMuxer, LiveMuxError
-from spectare.schemas import Packet, PacketGroup, StreamInfo
+from spectare.schemas import Packet, PacketGroup, StreamInfo, live_mark_key
 from spectare.schemas.messages import unpack_message
 
 from .settings import ApiSettings
@@ -338,6 +345,12 @@ class LiveHub:
         self.settings, self.api, self.js = settings, api, js
         self.metrics = LiveMetrics(registry)
         self.feeds: dict[str, Feed] = {}
+        self.holder = secrets.token_hex(6)  # this process, in its live marks' keys
+        self._live_kv: KeyValue | None = None
+        self._marking: asyncio.Task | None = None
+        self._mark_now = asyncio.Event()
+        self._unmarking: set[asyncio.Task] = set()
+        self._mark_failed = False
 
     def join(self, camera: str) -> Viewer:
         viewer = Viewer(camera, self.api.live_queue_frames, self.api.live_queue_bytes, self.metrics)
@@ -345,6 +358,7 @@ class LiveHub:
         if feed is None:
             feed = self.feeds[camera] = Feed(self, camera)
             self.metrics.feeds.set(len(self.feeds))
+            self._mark_feeds()
         viewer.feed = feed
         feed.add(viewer)
         self.metrics.viewers.inc()
@@ -359,3 +373,42 @@ class LiveHub:
         if self.feeds.get(feed.camera) is feed:
             del self.feeds[feed.camera]
             self.metrics.feeds.set(len(self.feeds))
+            task = asyncio.create_task(self._unmark(feed.camera))
+            self._unmarking.add(task)
+            task.add_done_callback(self._unmarking.discard)
+
+    def _mark_feeds(self) -> None:
+        """Put every feed's live mark now, and again every LIVE_MARK_REFRESH_S while there are feeds."""
+        self._mark_now.set()
+        if self._marking is None or self._marking.done():
+            self._marking = asyncio.create_task(self._keep_marks(), name="live-marks")
+
+    async def _keep_marks(self) -> None:
+        while self.feeds:
+            self._mark_now.clear()
+            for camera in list(self.feeds):
+                await self._put_mark(camera)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._mark_now.wait(), LIVE_MARK_REFRESH_S)
+
+    async def _put_mark(self, camera: str) -> None:
+        try:
+            kv = await self._bucket()
+            await kv.put(live_mark_key(camera, self.holder), b"")
+            self._mark_failed = False
+        except Exception as exc:  # noqa: BLE001 - without the mark the picture is only later, not lost
+            if not self._mark_failed:
+                self._mark_failed = True
+                log.warning("live %s: could not mark the camera as watched (%s); its packets keep ingest's "
+                            "longer groups", camera, exc)
+
+    async def _unmark(self, camera: str) -> None:
+        if camera in self.feeds:  # watched again already
+            return
+        with contextlib.suppress(Exception):  # the mark ages out by itself (the bucket's TTL)
+            await (await self._bucket()).delete(live_mark_key(camera, self.holder))
+
+    async def _bucket(self) -> KeyValue:
+        if self._live_kv is None:
+            self._live_kv = await open_bucket(self.js, self.settings, self.settings.names.live_bucket)
+        return self._live_kv
