@@ -11,10 +11,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from spectare import __version__
 from spectare.core.errors import SpectareError
 
-from . import cameras, detections, errors, footage, live, login, media, search, system
+from . import cameras, detections, errors, footage, live, login, media, search, system, webui
 from .errors import PROBLEMS, ApiError
 from .middleware import ApiMetrics, BodyLimit, MetricsMiddleware
 from .state import ApiState
+from .stills import StillCache
 from .system import refresh_scaling
 
 __all__ = ["ApiState", "create_app", "refresh_scaling"]
@@ -62,4 +63,8 @@ def create_app(state: ApiState) -> FastAPI:
     app.include_router(login.router)
     app.include_router(media.router)
     app.include_router(live.router)
+    # The web UI last: `/` and `/assets/*`, and the page for browser navigations that no route above answers.
+    app.include_router(webui.router)
+    app.router.default = webui.PageFallback(app.router.default)
+    app.state.stills = StillCache(state.api.snapshot_cache_cameras, metrics.registry)  # snapshot.jpg, per keyframe
     return app

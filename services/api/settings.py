@@ -1,6 +1,7 @@
 """The API's own settings: `[api]` in the config file, `SPECTARE_API__<FIELD>` in the environment (see
 `spectare.core.config.SectionSettings`); NATS, S3 and the prefix come from the shared `Settings`."""
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field
@@ -8,6 +9,9 @@ from pydantic_settings import SettingsConfigDict
 
 from spectare.core.bus import SESSION_MAX_TTL_S
 from spectare.core.config import SectionSettings
+
+# The web UI's build (`make setup`: `cd web && npm ci && npm run build`), beside the package in a checkout.
+DEFAULT_WEB_DIR = Path(__file__).resolve().parents[2] / "web" / "dist"
 
 
 class ApiSettings(SectionSettings):
@@ -98,4 +102,17 @@ class ApiSettings(SectionSettings):
     playlist_max_s: Annotated[float, Field(ge=60, le=86_400)] = Field(
         default=3600.0, description="longest range one HLS playlist covers (a longer one is refused: play it window "
         "by window, /cameras/byname/{name}/vod/windows); also the length of those windows, at most an hour"
+    )
+    # The web UI (`webui.py`) and what its pages poll (`stills.py`, `timeline.py`).
+    web_dir: Path = Field(
+        default=DEFAULT_WEB_DIR, description="the built web UI served at / (index.html and assets/); default: web/dist "
+        "of this checkout, which `make setup` builds"
+    )
+    snapshot_cache_cameras: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=256, description="cameras whose last snapshot.jpg is kept in memory, so that every viewer polling a "
+        "camera costs one JPEG encode per keyframe (one JPEG each, ~100-400 KB at 1080p)"
+    )
+    timeline_max_spans: Annotated[int, Field(ge=10, le=100_000)] = Field(
+        default=5000, description="most recorded spans (and gaps) in one timeline answer; past it the answer is "
+        "truncated (ask with a larger join_s)"
     )

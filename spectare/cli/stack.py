@@ -55,7 +55,7 @@ def up(demo: bool, nats_port: int | None, s3_port: int | None, camera_port: int 
     click.echo(f"starting Spectare in {state_dir.resolve()} ...")
     info = stack.start()
     try:
-        click.echo(describe(info, stack.settings), nl=True)
+        click.echo(describe(info, stack.settings, stack.login_link), nl=True)
         stack.run_forever()
         click.echo("stopping ...")
     finally:

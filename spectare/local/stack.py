@@ -6,7 +6,8 @@ Layout of the state directory (default `.spectare/`):
   logs/        one log file per process
   credentials.json  S3 keys generated on the first run (mode 600)
   api-token    an admin token for the HTTP API, made on the first run (mode 600); `spectare token revoke` it
-               and the next run makes a new one
+               and the next run makes a new one. Each run also prints a login link for the web UI: a single-use
+               code for that token (10 minutes), in the URL's fragment, which the browser never sends to a server
   ports.json   the ports of the last run, reused when free so URLs stay the same
   stack.json   written while running: endpoints and credentials other commands read (mode 600)
   up.lock      held by the running `spectare up`; a stale one (killed run) is simply re-taken
@@ -30,6 +31,7 @@ from spectare.core.bus import connected, ensure_topology
 from spectare.core.config import ASSETS_DIR, STACK_FILE, Settings, read_stack_file
 from spectare.core.errors import StackError
 from spectare.core.registry import CameraRegistry
+from spectare.core.sessions import LOGIN_CODE_TTL_S, SessionStore
 from spectare.core.store import endpoint_url, ensure_bucket
 from spectare.core.tokens import TokenStore
 from spectare.local.process import ManagedProcess, free_ports, port_in_use
@@ -91,6 +93,7 @@ class LocalStack:
         self.lock = StateLock(self.state_dir)
         self.supervisor = Supervisor()
         self.stopping = False
+        self.login_link: str | None = None  # printed once by `spectare up`; never written to a file
 
     # -- start -------------------------------------------------------------------------------------
     def start(self) -> dict[str, Any]:
@@ -141,6 +144,8 @@ class LocalStack:
         ports["api"] = previous.get("api") or next(fresh)
         (self.state_dir / "ports.json").write_text(json.dumps(ports))
         token_file = asyncio.run(self._ensure_api_token())
+        web_url = f"http://127.0.0.1:{ports['api']}"
+        self.login_link = f"{web_url}/login#code={asyncio.run(self._login_code(token_file))}"
 
         for service in SERVICES:
             extra = {"SPECTARE_API__PORT": str(ports["api"]), "SPECTARE_API__HOST": "127.0.0.1"} if service == "api" \
@@ -158,7 +163,8 @@ class LocalStack:
             },
             "services": list(SERVICES),
             "metrics": {service: f"http://127.0.0.1:{port}/metrics" for service, port in metrics.items()},
-            "api": {"url": f"http://127.0.0.1:{ports['api']}", "token_file": str(token_file)},
+            "api": {"url": web_url, "token_file": str(token_file)},
+            "web": {"url": f"{web_url}/"},
             "demo": demo,
             "logs": str(logs),
         }
@@ -222,6 +228,17 @@ class LocalStack:
             out.write(made.token + "\n")
         return path
 
+    async def _login_code(self, token_file: Path) -> str:
+        """A single-use login code for the token in `token_file` (the web UI's login link carries it)."""
+        async with connected(self.settings, "up") as nc:
+            js = nc.jetstream()
+            tokens = await TokenStore.open(js, self.settings)
+            token = await tokens.verify(token_file.read_text().strip())
+            if token is None:
+                raise StackError(f"the token in {token_file} is unknown; delete the file and run again")
+            sessions = await SessionStore.open(js, self.settings, tokens)
+            return await sessions.create_login_code(token)
+
     async def _register_demo(self, url: str) -> None:
         async with connected(self.settings, "up") as nc:
             registry = await CameraRegistry.open(nc.jetstream(), self.settings)
@@ -254,11 +271,15 @@ def _exit_line(process: ManagedProcess | None) -> str:
     return f"exited with code {process.returncode()} ({process.log_tail(2)})"
 
 
-def describe(info: dict[str, Any], settings: Settings) -> str:
-    """What `spectare up` prints once everything is running."""
+def describe(info: dict[str, Any], settings: Settings, login_link: str | None = None) -> str:
+    """What `spectare up` prints once everything is running: the web UI first, with its single-use login link."""
     client = info["client"]
-    lines = [
-        "Spectare is up.",
+    lines = ["Spectare is up."]
+    if info.get("web"):
+        lines.append(f"  web UI     {info['web']['url']}")
+        if login_link:
+            lines.append(f"             log in: {login_link}  (one use, within {LOGIN_CODE_TTL_S / 60:.0f} minutes)")
+    lines += [
         f"  NATS       {client['nats']['url']}",
         f"  S3         {endpoint_url(settings.s3.model_copy(update={'endpoint': client['s3']['endpoint']}))}"
         f"  bucket {client['s3']['bucket']}  (keys in {info['state_dir']}/credentials.json)",
