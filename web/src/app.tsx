@@ -28,7 +28,8 @@ export function App() {
 function Session() {
   const location = useLocation();
   const [me, setMe] = useState<Me | null | undefined>(undefined); // undefined: not asked yet
-  const onLogin = location.path === "/login";
+  // A `#code=` link (what `spectare up` prints) logs in wherever it points.
+  const onLogin = location.path === "/login" || window.location.hash.startsWith("#code=");
 
   useEffect(() => {
     setUnauthorizedHandler(() => {
