@@ -1,5 +1,6 @@
 """The one definition of every message, subject, stream and bucket Spectare uses."""
 
+from .camerastatus import CAMERA_STATES, ERROR_KINDS, CameraState, CameraStatus, ErrorKind
 from .messages import (
     ApiSession,
     ApiToken,
@@ -38,15 +39,20 @@ from .msgids import (
     segment_id,
     stream_info_id,
 )
-from .names import Names, ParsedSubject, SubjectKind, camera_name, label_token
+from .names import Names, ParsedSubject, SubjectKind, camera_name, label_token, live_mark_camera, live_mark_key
 
 __all__ = [
+    "CAMERA_STATES",
+    "ERROR_KINDS",
     "ApiSession",
     "ApiToken",
     "AudioTrack",
     "CameraConfig",
+    "CameraState",
+    "CameraStatus",
     "Detection",
     "DetectionId",
+    "ErrorKind",
     "Gap",
     "GapId",
     "Keyframe",
@@ -71,6 +77,8 @@ __all__ = [
     "gap_id",
     "keyframe_id",
     "label_token",
+    "live_mark_camera",
+    "live_mark_key",
     "packets_id",
     "parse_detection_id",
     "parse_gap_id",

@@ -138,6 +138,11 @@ class Names:
         return self._lower("motion")
 
     @property
+    def status_bucket(self) -> str:
+        """What ingest reports of each camera it holds (`CameraStatus` by camera name)."""
+        return self._lower("camera_status")
+
+    @property
     def tokens_bucket(self) -> str:
         """API tokens (`ApiToken` by token id; only a hash of each secret)."""
         return self._lower("tokens")
@@ -146,6 +151,31 @@ class Names:
     def sessions_bucket(self) -> str:
         """Browser sessions (`ApiSession` by session id; only a hash of each cookie)."""
         return self._lower("sessions")
+
+    @property
+    def live_bucket(self) -> str:
+        """Cameras someone watches live: `live_mark_key(camera, holder)` -> empty value (see `spectare.core.live`)."""
+        return self._lower("live")
+
+
+def live_mark_key(camera: str, holder: str) -> str:
+    """The key an API process puts while it streams `camera` live (`<camera>.<holder>`; holder: a token)."""
+    return f"{camera_name(camera)}.{_token(holder, 'live mark holder')}"
+
+
+def live_mark_camera(key: str) -> str:
+    """The camera of a live mark key; InvalidName for any other key."""
+    camera, dot, holder = key.partition(".")
+    if not dot:
+        raise InvalidName(f"live mark key {key!r} is not <camera>.<holder>")
+    _token(holder, "live mark holder")
+    return camera_name(camera)
+
+
+def _token(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+        raise InvalidName(f"invalid {what} {value!r}: use {TOKEN_RULE}")
+    return value
 
 
 def _cam_or_wildcard(camera: str) -> str:

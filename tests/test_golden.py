@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from spectare.schemas import messages, queries
+from spectare.schemas import camerastatus, messages, queries
 from spectare.schemas.messages import Message, unpack_message
 from tests.golden.make import GOLDEN, NAME, from_json, to_json
 
 
 def _message_types() -> dict[str, type[Message]]:
     found: dict[str, type[Message]] = {}
-    for module in (messages, queries):
+    for module in (messages, queries, camerastatus):
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, Message) and value.__module__ == module.__name__ \
                     and value is not Message:

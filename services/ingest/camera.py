@@ -17,6 +17,7 @@ from spectare.core.backoff import Backoff
 from spectare.core.config import Settings
 from spectare.core.errors import UnreachableError
 from spectare.core.leases import Lease
+from spectare.core.live import LiveMarks
 from spectare.core.redact import redact
 from spectare.schemas import (
     CameraConfig,
@@ -30,12 +31,14 @@ from spectare.schemas import (
     stream_info_id,
 )
 
+from .failures import failure_kind
 from .media import Source, SourceEnded, SourceInfo
 from .publisher import OrderedPublisher, PublishFailed
 from .rtp import UnsupportedStream
 from .rtsp import RtspSource
 from .settings import IngestSettings
 from .source import FfmpegSource
+from .status import StatusReporter
 from .timing import SessionClock
 
 log = logging.getLogger(__name__)
@@ -47,13 +50,16 @@ HEALTHY_SESSION_S = 10.0
 
 class CameraIngest:
     def __init__(self, js, settings: Settings, ingest: IngestSettings, config: CameraConfig, lease: Lease,
-                 counters: Counter) -> None:
+                 counters: Counter, live: LiveMarks | None = None, worker: str = "ingest") -> None:
         self.js = js
+        self.settings = settings
+        self.worker = worker  # the worker id, named in the camera's status
         self.names = settings.names
         self.ingest = ingest
         self.config = config
         self.lease = lease
         self.counters = counters
+        self.live = live or LiveMarks()
         self.ffmpeg_reason: str | None = None  # why Spectare's RTSP client handed this camera to FFmpeg
 
     @property
@@ -61,6 +67,15 @@ class CameraIngest:
         return self.config.name
 
     async def run(self) -> None:
+        status = StatusReporter(self.js, self.settings, self.camera, self.worker)
+        status.start()
+        status.connecting()
+        try:
+            await self._reconnect_loop(status)
+        finally:
+            await status.stop()
+
+    async def _reconnect_loop(self, status: StatusReporter) -> None:
         backoff = Backoff(self.ingest.reconnect_min_s, self.ingest.reconnect_max_s)
         attempt = 0
         failing_since: float | None = None
@@ -71,6 +86,7 @@ class CameraIngest:
                 source = await self._open()
             except UnreachableError as exc:
                 self.counters["connect_errors"] += 1
+                status.failed(str(exc), failure_kind(exc))
                 delay = backoff.next_delay()
                 if failing_since is None:  # one line per outage, not one per attempt
                     failing_since = time.monotonic()
@@ -81,15 +97,18 @@ class CameraIngest:
             if failing_since is not None:
                 log.info("camera %s: reachable again after %.0fs", self.camera, time.monotonic() - failing_since)
                 failing_since = None
+            status.streaming(session)
             started = time.monotonic()
             try:
                 await self._stream(source, session)
             except (SourceEnded, PublishFailed) as exc:
                 self.counters["sessions_ended"] += 1
                 log.warning("camera %s: session %s ended: %s; reconnecting", self.camera, session, redact(str(exc)))
+                status.failed(f"session ended: {exc}", failure_kind(exc))
             except UnsupportedStream as exc:
                 self.counters["sessions_ended"] += 1
                 self._hand_to_ffmpeg(exc)
+                status.failed(f"Spectare's RTSP client does not read {exc}; reconnecting with FFmpeg", "unsupported")
             finally:
                 await source.close()
                 self.counters.update(source.losses())
@@ -106,6 +125,12 @@ class CameraIngest:
             except UnsupportedStream as exc:
                 self._hand_to_ffmpeg(exc)
         return await FfmpegSource.open(url, ingest.open_timeout_s, ingest.read_timeout_s, ingest.probe_size)
+
+    def _group_max_s(self) -> float:
+        """Shorter groups while someone watches live: a frame waits in its group before any viewer gets it."""
+        if self.live.watched(self.camera, time.monotonic()):
+            return min(self.ingest.live_group_max_s, self.ingest.group_max_s)
+        return self.ingest.group_max_s
 
     def _hand_to_ffmpeg(self, exc: UnsupportedStream) -> None:
         self.ffmpeg_reason = str(exc)
@@ -145,6 +170,7 @@ class CameraIngest:
                                             codec=info.codec, width=info.width, height=info.height,
                                             extradata=info.extradata, data=timed.data)
                         await publisher.publish(keyframes_subject, keyframe.encode(), keyframe_id(cam, session, seq))
+                    group.max_s = self._group_max_s()
                     if group.packets and group.full():
                         await group.send(publisher, packets_subject)
                     self.counters["packets"] += 1

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from spectare.core.errors import UnreachableError
 from spectare.core.redact import redact
 
 from . import sdp
+from .failures import OpenFailed, os_error_kind, os_error_text, rtsp_status_kind
 from .media import VIDEO_CODECS, SourceEnded, SourceInfo
 from .paramsets import (
     H264_SPS,
@@ -175,7 +175,7 @@ class _Connection:
     async def open(cls, url: str, timeout_s: float) -> "_Connection":
         parts = urlsplit(url)
         if not parts.hostname:
-            raise UnreachableError(redact(f"cannot open {url}: no host in the URL"))
+            raise OpenFailed(redact(f"cannot open {url}: no host in the URL"), "other")
         plain = urlunsplit((parts.scheme, _netloc(parts.hostname, parts.port), parts.path or "/", parts.query, ""))
         user = unquote(parts.username) if parts.username is not None else None
         password = unquote(parts.password) if parts.password is not None else None
@@ -192,9 +192,9 @@ class _Connection:
                     sock.close()
                     raise
         except TimeoutError:
-            raise UnreachableError(redact(f"cannot open {url}: no answer within {timeout_s:g}s")) from None
+            raise OpenFailed(redact(f"cannot open {url}: no answer within {timeout_s:g}s"), "timeout") from None
         except OSError as exc:
-            raise UnreachableError(redact(f"cannot open {url}: {exc.strerror or exc}")) from None
+            raise OpenFailed(redact(f"cannot open {url}: {os_error_text(exc)}"), os_error_kind(exc)) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return cls(sock, plain, redact(url), user, password)
 
@@ -210,7 +210,7 @@ class _Connection:
                     response = await self._exchange(method, url, headers)
         if response.status == 401:
             refusal = "refused the credentials" if self.user is not None else "wants credentials"
-            raise UnreachableError(f"cannot open {self.shown}: the camera {refusal} (401 Unauthorized)")
+            raise OpenFailed(f"cannot open {self.shown}: the camera {refusal} (401 Unauthorized)", "unauthorized")
         if not 200 <= response.status < 300:
             raise RtspError(method, response.status, response.reason)
         return response
@@ -268,7 +268,7 @@ class _Connection:
         self.buffer = buf[head_end + 4 + length:]
         status_line = lines[0].split(" ", 2)
         if len(status_line) < 2 or not status_line[0].startswith("RTSP/") or not status_line[1].isdigit():
-            raise UnreachableError(f"cannot open {self.shown}: not an RTSP answer: {lines[0][:60]!r}")
+            raise OpenFailed(f"cannot open {self.shown}: not an RTSP answer: {lines[0][:60]!r}", "other")
         return Response(int(status_line[1]), status_line[2] if len(status_line) > 2 else "", headers, body)
 
 
@@ -318,7 +318,7 @@ class RtspSource:
             base = described.header("content-base") or described.header("content-location") or url
             video = session.first("video")
             if video is None:
-                raise UnreachableError(f"{shown} has no video track")
+                raise OpenFailed(f"cannot open {shown}: it has no video track", "no_video")
             if video.codec not in VIDEO_CODECS:
                 raise UnsupportedStream(f"video codec {video.codec}")
             _check_packetization(video)
@@ -328,12 +328,14 @@ class RtspSource:
             conn.session = session_header.split(";")[0].strip()
             channel = _interleaved_channel(setup.header("transport"))
             await conn.request("PLAY", session.control_url(base), {"Range": "npt=0.000-"}, open_timeout_s)
-        except (RtspError, UnicodeError) as exc:
-            raise UnreachableError(f"cannot open {shown}: {exc}") from None
+        except RtspError as exc:
+            raise OpenFailed(f"cannot open {shown}: {exc}", rtsp_status_kind(exc.status)) from None
+        except UnicodeError as exc:
+            raise OpenFailed(f"cannot open {shown}: {exc}", "other") from None
         except TimeoutError:
-            raise UnreachableError(f"cannot open {shown}: no answer within {open_timeout_s:g}s") from None
+            raise OpenFailed(f"cannot open {shown}: no answer within {open_timeout_s:g}s", "timeout") from None
         except OSError as exc:
-            raise UnreachableError(f"cannot open {shown}: {exc.strerror or exc}") from None
+            raise OpenFailed(f"cannot open {shown}: {os_error_text(exc)}", os_error_kind(exc)) from None
         depacketizer = Depacketizer(video.codec)
         reader = InterleavedReader(channel, depacketizer, video.payload_type)
         keepalive = ("GET_PARAMETER" if "GET_PARAMETER" in public else "OPTIONS", _keepalive_s(session_header))
@@ -346,7 +348,8 @@ class RtspSource:
                     while not all(t in depacketizer.parameter_sets for t in parameter_set_types(video.codec)):
                         await source._read()
             except TimeoutError:
-                raise UnreachableError(f"{shown}: no {video.codec} parameter sets within {open_timeout_s:g}s") from None
+                raise OpenFailed(f"cannot open {shown}: no {video.codec} parameter sets within {open_timeout_s:g}s",
+                                 "no_video") from None
             extradata = annexb([depacketizer.parameter_sets[t] for t in parameter_set_types(video.codec)])
         sps_type = H265_SPS if video.codec == "hevc" else H264_SPS
         sps = [nal for nal in split_annexb(extradata) if nal_type(video.codec, nal) == sps_type]

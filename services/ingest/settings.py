@@ -39,6 +39,11 @@ class IngestSettings(IngestCapacity):
         description="packets wait at most this long to travel together in one message (0: one each); a keyframe "
         "always sends the group before it, so chunks (cut at keyframes) never wait for this",
     )
+    live_group_max_s: Annotated[float, Field(ge=0, le=5)] = Field(
+        default=0.2,
+        description="group_max_s for a camera while someone watches it live (a browser's live view, marked by the "
+        "API in the `live` bucket): a frame waits in its group before anyone sees it",
+    )
     group_max_bytes: Annotated[int, Field(ge=1, le=4 * 1024 * 1024)] = Field(
         default=2 * 1024 * 1024, description="a packet group is sent once it holds this many bytes"
     )

@@ -16,9 +16,9 @@ from fractions import Fraction
 
 import av
 
-from spectare.core.errors import UnreachableError
 from spectare.core.redact import redact
 
+from .failures import OpenFailed, ffmpeg_error_kind
 from .media import VIDEO_CODECS, SourceEnded, SourceInfo
 from .timing import RawPacket
 
@@ -118,7 +118,7 @@ def _open(url: str, open_timeout_s: float, read_timeout_s: float, probe_size: in
     try:
         return av.open(url, options=options, timeout=(open_timeout_s, read_timeout_s))
     except (av.error.FFmpegError, OSError) as exc:
-        raise UnreachableError(redact(f"cannot open {url}: {_reason(exc)}")) from None
+        raise OpenFailed(redact(f"cannot open {url}: {_reason(exc)}"), ffmpeg_error_kind(exc)) from None
 
 
 def _reason(exc: Exception) -> str:
@@ -130,11 +130,12 @@ def _reason(exc: Exception) -> str:
 
 def _describe(container: av.container.InputContainer, url: str) -> SourceInfo:
     if not container.streams.video:
-        raise UnreachableError(redact(f"{url} has no video track"))
+        raise OpenFailed(redact(f"cannot open {url}: it has no video track"), "no_video")
     video = container.streams.video[0]
     codec = video.codec_context.name
     if codec not in VIDEO_CODECS:
-        raise UnreachableError(redact(f"{url}: video codec {codec} is not recordable (needs H.264 or H.265)"))
+        raise OpenFailed(redact(f"cannot open {url}: video codec {codec} is not recordable (needs H.264 or H.265)"),
+                         "unsupported")
     rate = video.average_rate or video.guessed_rate
     audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
     return SourceInfo(

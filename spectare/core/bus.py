@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # a 4K keyframe fits; the local server's max_payload matches
 LEASE_TTL_S = 10.0  # a dead worker's cameras move within this plus one claim round
 MOTION_STATE_TTL_S = 600.0  # a camera silent this long starts afresh: its next keyframe passes the gate
+# Ingest rewrites each camera's status well within this; a dead worker's records age out (spectare.core.camerastatus).
+CAMERA_STATUS_TTL_S = 120.0
+LIVE_MARK_TTL_S = 30.0  # spectare.core.live: a live mark not put again within this no longer counts
 SESSION_MAX_TTL_S = 7 * 86_400  # the longest browser session ([api] session_ttl_s); the bucket forgets older ones
 
 
@@ -168,6 +171,14 @@ def kv_configs(settings: Settings) -> list[KeyValueConfig]:
             replicas=settings.streams.replicas,
         ),
         KeyValueConfig(
+            bucket=names.status_bucket,
+            description="camera -> CameraStatus: what the ingest worker holding it says (streaming, or why not)",
+            history=1,
+            ttl=CAMERA_STATUS_TTL_S,
+            storage=StorageType.MEMORY,  # rewritten by ingest while it holds the camera: nothing to keep
+            replicas=settings.streams.replicas,
+        ),
+        KeyValueConfig(
             bucket=names.tokens_bucket,
             description="API tokens: id -> ApiToken (scope and a SHA-256 of the secret, never the secret)",
             history=1,
@@ -180,6 +191,14 @@ def kv_configs(settings: Settings) -> list[KeyValueConfig]:
             history=1,
             ttl=SESSION_MAX_TTL_S,
             storage=StorageType.FILE,
+            replicas=settings.streams.replicas,
+        ),
+        KeyValueConfig(
+            bucket=names.live_bucket,
+            description="cameras watched live: <camera>.<API process> -> empty; ingest sends their packets sooner",
+            history=1,
+            ttl=LIVE_MARK_TTL_S,
+            storage=StorageType.MEMORY,  # nothing to keep across a restart: the API puts its marks again
             replicas=settings.streams.replicas,
         ),
     ]
