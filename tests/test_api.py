@@ -280,7 +280,8 @@ async def test_stats_counts_the_recording_camera_and_the_orphaned_one(stack):
     cam1, orphan = _camera(stats, "cam1"), _camera(stats, "orphan")
     assert cam1["ingest_worker"] and cam1["segmenter_worker"]
     assert 0 <= cam1["last_packet_age_s"] < 5
-    assert 10 <= cam1["fps"] <= 20, cam1  # the test camera sends 15 frames a second
+    # The test camera sends 15 frames a second; counting a packet group at the wrong end of the window said 18.5.
+    assert cam1["fps"] == pytest.approx(15, rel=0.07), cam1
     assert 20_000 < cam1["bitrate_bps"] < 20_000_000, cam1
     assert {**orphan, "segmenter_worker": "any"} == {
         "name": "orphan", "state": "orphaned", "ingest_worker": None, "segmenter_worker": "any",

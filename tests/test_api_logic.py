@@ -115,14 +115,59 @@ def test_rate_counts_packets_between_first_seqs_and_bytes_between_messages():
     assert measured.bitrate_bps == pytest.approx(10_000 * 8 * 15 / 4)
 
 
-def test_rate_uses_the_latest_session_and_needs_two_of_its_messages():
+def test_rate_uses_the_latest_session_and_needs_three_of_its_messages():
     old = _groups("s1", 30, 1, 10, 500)
     new = _groups("s2", 10, 2, 6, 2000, t0=old[-1].time + 1, first_seq=0)
     assert rate(old + new).fps == pytest.approx(10)
-    assert rate(_groups("s1", 15, 4, 1, 100)).fps is None
+    assert rate(_groups("s1", 15, 4, 2, 100)).fps is None  # the second message only closes the first
+    assert rate(_groups("s1", 15, 4, 3, 100)).fps == pytest.approx(15)
     assert rate([]).fps is None and rate([]).bitrate_bps is None
     anonymous = [PacketSample("cam", NOW + i, 1000, None, None) for i in range(3)]
     assert (rate(anonymous).fps, rate(anonymous).bitrate_bps) == (None, 1000 * 8)  # no Msg-Ids: bytes only
+
+
+def _as_ingest_stores(fps: float, gop: int, group_max_s: float, seconds: float, packet_bytes: int = 3000,
+                      read_interval_s: float = 0.1) -> list[PacketSample]:
+    """Messages as ingest publishes a camera (services/ingest/camera.py): frames arrive in reads every
+    read_interval_s; a keyframe sends the group before it, then travels alone; a group goes once its packets span
+    group_max_s. Each is stored when sent, at the arrival of the packet that sent it."""
+    stored: list[PacketSample] = []
+    group: list[tuple[int, float]] = []  # (seq, capture time)
+
+    def send(at: float) -> None:
+        stored.append(PacketSample("cam", at + 0.002, packet_bytes * len(group), "s1", group[0][0]))
+        group.clear()
+
+    for seq in range(round(seconds * fps)):
+        captured = seq / fps
+        arrived = NOW + (math.floor(captured / read_interval_s) + 1) * read_interval_s
+        keyframe = seq % gop == 0
+        if keyframe and group:
+            send(arrived)
+        group.append((seq, captured))
+        if keyframe or group[-1][1] - group[0][1] >= group_max_s:
+            send(arrived)
+    return stored
+
+
+@pytest.mark.parametrize("fps, gop, group_max_s", [
+    (15, 15, 1.0),  # the test camera: 1 s GOP, ingest's default groups
+    (29.97, 60, 1.0),  # the demo camera (measured 36.8 fps before the Msg-Id pairing was fixed)
+    (30, 30, 0.2),  # watched live: short groups
+    (25, 250, 1.0),  # a 10 s GOP
+    (10, 5, 1.0),  # keyframes more often than groups fill
+])
+def test_rate_is_right_wherever_the_window_falls(fps, gop, group_max_s):
+    stored = _as_ingest_stores(fps, gop, group_max_s, seconds=40)
+    window = 5.0
+    # Arrival times come in reads every 0.1 s, over a span of 3-5 s (the window less a group at each end): a few
+    # per cent either way is the method's own resolution; a group counted at the wrong end is 20% or more.
+    for step in range(200):  # a /stats call every 0.13 s: windows start at every phase of the GOP and the groups
+        now = NOW + 8 + step * 0.13
+        seen = [s for s in stored if now - window <= s.time <= now]
+        measured = rate(seen)
+        assert measured.fps == pytest.approx(fps, rel=0.05), (now - NOW, measured)
+        assert measured.bitrate_bps == pytest.approx(fps * 3000 * 8, rel=0.05), (now - NOW, measured)
 
 
 @pytest.mark.parametrize("lease, age, state", [

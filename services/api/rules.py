@@ -96,24 +96,32 @@ class Rate:
 def rate(samples: list[PacketSample]) -> Rate:
     """Packets and bits per second of one camera from its recent messages.
 
-    Each message holds consecutive packets and its Msg-Id names the first one, so between two messages of one
-    session the packets are the difference of their first seqs, and the bytes the sizes of the messages
-    between them (the first included, the last not). Measured over the latest session only; None where fewer
-    than two of its messages are there."""
+    Each message holds consecutive packets and its Msg-Id names the first one, so in one session a message holds
+    the packets up to the next message's first seq; and it is stored when its last packet has arrived (a group is
+    sent when full, a keyframe alone at once). So the packets that arrived between two stored messages are those
+    of the messages after the first, up to and including the second: the difference of the *next* messages'
+    first seqs. Pairing each message's time with its own first seq instead counts a whole group too many or too
+    few whenever the window starts at a long group and ends at a keyframe (+25% at 30 fps with 1 s groups).
+
+    Measured over the latest session only; None where fewer than three of its messages are there (the last one
+    only closes the one before it)."""
     if not samples:
         return Rate(None, None)
     ordered = sorted(samples, key=lambda s: s.time)
     latest = ordered[-1].session
-    run = [(s, seq) for s in ordered if s.session == latest and (seq := s.first_seq) is not None]
-    if len(run) < 2 or latest is None:
+    run = sorted(((seq, s) for s in ordered if s.session == latest and (seq := s.first_seq) is not None),
+                 key=lambda pair: pair[0])
+    if len(run) < 3 or latest is None:
         span = ordered[-1].time - ordered[0].time
-        bitrate = sum(s.size for s in ordered[:-1]) * 8 / span if len(ordered) > 1 and span > 0 else None
+        bitrate = sum(s.size for s in ordered[1:]) * 8 / span if len(ordered) > 1 and span > 0 else None
         return Rate(None, bitrate)
-    (first, first_seq), (last, last_seq) = run[0], run[-1]
+    # Message i holds packets run[i].seq .. run[i + 1].seq - 1 and was stored at run[i].time.
+    first, last = run[0][1], run[-2][1]
     span = last.time - first.time
     if span <= 0:
         return Rate(None, None)
-    return Rate(max(last_seq - first_seq, 0) / span, sum(s.size for s, _ in run[:-1]) * 8 / span)
+    packets = run[-1][0] - run[1][0]  # those of messages 1 .. n-2, stored after the first, up to the last closed
+    return Rate(max(packets, 0) / span, sum(s.size for _, s in run[1:-1]) * 8 / span)
 
 
 def camera_state(lease_held: bool, last_packet_age_s: float | None, stale_after_s: float) -> str:
