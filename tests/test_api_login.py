@@ -25,6 +25,8 @@ from spectare.api.settings import ApiSettings
 from spectare.api.state import ApiState
 from spectare.core.bus import connect, ensure_topology
 from spectare.core.registry import CameraRegistry
+from spectare.core.sessions import SessionStore
+from spectare.core.tokens import TokenStore
 from spectare.local.process import free_port
 from spectare.schemas import CameraConfig, Detection
 
@@ -171,6 +173,63 @@ async def test_a_wrong_token_gets_401_with_one_line_and_no_cookie(stack):
     async with stack.client(cookie="sps_0123456789abcdef_" + "y" * 43) as forged:
         answer = await forged.get("/cameras")
         assert answer.status_code == 401 and answer.json()["detail"].startswith("unknown or ended session")
+
+
+async def code_login(stack, body: dict) -> tuple[httpx.Response, str]:
+    async with stack.client() as anonymous:
+        answer = await anonymous.post("/auth/login", json=body, headers={"Origin": stack.urls["api"]})
+    cookie = SimpleCookie(answer.headers.get("set-cookie", ""))
+    value = cookie[SESSION_COOKIE].value if SESSION_COOKIE in cookie else ""
+    if value:
+        stack.secrets.add(value)
+    return answer, value
+
+
+async def test_a_login_code_logs_in_once_with_its_tokens_scope(stack):
+    tokens = await TokenStore.open(stack.js, stack.settings)
+    sessions = await SessionStore.open(stack.js, stack.settings, tokens)
+    admin, read = await tokens.verify(stack.admin), await tokens.verify(stack.read)
+    code = await sessions.create_login_code(admin)
+    stack.secrets.add(code)
+    assert code.startswith("spl_") and stack.admin.split("_", 2)[2] not in code
+    answer, cookie = await code_login(stack, {"code": code})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["token_id"] == admin.id and answer.json()["scope"] == "admin" and cookie
+    async with stack.client(cookie=cookie) as browser:
+        assert (await browser.get("/tokens/me")).json()["id"] == admin.id
+    used, cookie = await code_login(stack, {"code": code})
+    assert used.status_code == 401 and "unknown, used or expired login code" in used.json()["detail"]
+    assert not cookie and code not in used.text
+
+    read_code = await sessions.create_login_code(read)
+    stack.secrets.add(read_code)
+    answer, _ = await code_login(stack, {"code": read_code})
+    assert answer.status_code == 200 and answer.json()["scope"] == "read"
+
+    made = time.time()
+    expiring = await sessions.create_login_code(admin, ttl_s=0.05)
+    stack.secrets.add(expiring)
+    await eventually(lambda: time.time() > made + 0.05, 5, what="the code's 50 ms to pass")
+    expired, cookie = await code_login(stack, {"code": expiring})
+    assert expired.status_code == 401 and "expired" in expired.json()["detail"] and not cookie
+
+    for wrong in ("spl_0123456789abcdef_" + "z" * 43, stack.admin, "nonsense"):
+        refused, cookie = await code_login(stack, {"code": wrong})
+        assert refused.status_code == 401 and not cookie, wrong
+    for body in ({"code": code, "token": stack.admin}, {}):
+        refused, _ = await code_login(stack, body)
+        assert refused.status_code == 422 and "send either token or code" in refused.text, body
+
+
+async def test_two_uses_of_one_login_code_at_once_cannot_both_win(stack):
+    tokens = await TokenStore.open(stack.js, stack.settings)
+    sessions = await SessionStore.open(stack.js, stack.settings, tokens)
+    admin = await tokens.verify(stack.admin)
+    for _ in range(5):
+        code = await sessions.create_login_code(admin)
+        stack.secrets.add(code)
+        answers = await asyncio.gather(*(code_login(stack, {"code": code}) for _ in range(3)))
+        assert sorted(answer.status_code for answer, _ in answers) == [200, 401, 401]
 
 
 async def test_logout_ends_the_session_and_clears_the_cookie(stack):
