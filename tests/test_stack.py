@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -210,6 +211,23 @@ def test_demo_registers_a_real_camera(workdir):
     assert token_file.parent == workdir / ".spectare" and token_file.stat().st_mode & 0o777 == 0o600
     token = token_file.read_text().strip()
     assert token not in up.text
+    # The web UI's address comes first, with a single-use login link whose code (in the fragment) is no token.
+    lines = up.text.splitlines()
+    at = lines.index("Spectare is up.")
+    assert lines[at + 1] == f"  web UI     {api['url']}/"
+    link = re.search(r"log in: (http://127\.0\.0\.1:\d+/login#code=(\S+))  \(one use, within 10 minutes\)",
+                     lines[at + 2])
+    assert link and link[1].startswith(api["url"]), lines[at + 2]
+    code = link[2]
+    stack_file = workdir / ".spectare" / "stack.json"
+    assert code.startswith("spl_") and token.split("_", 2)[2] not in code and code not in stack_file.read_text()
+    with httpx.Client(base_url=api["url"], timeout=10) as browser:
+        assert browser.get("/").headers["content-type"].startswith("text/html")
+        logged_in = browser.post("/auth/login", json={"code": code})
+        assert logged_in.status_code == 200 and logged_in.json()["scope"] == "admin", logged_in.text
+        assert browser.get("/tokens/me").json()["id"] == token.split("_")[1]  # the cookie is the admin token's
+        assert httpx.post(api["url"] + "/auth/login", json={"code": code}, timeout=10).status_code == 401
+    assert stack_file.stat().st_mode & 0o777 == 0o600
     with httpx.Client(base_url=api["url"], headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
         stats = client.get("/stats").json()
         assert stats["cameras"]["recording"] == 1 and stats["per_camera"][0]["state"] == "recording", stats
