@@ -75,8 +75,12 @@ def test_the_indexer_is_a_single_writer_and_the_config_is_valid():
 
 def test_the_dockerfile_copies_what_exists_and_installs_real_extras():
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
-    for source in re.findall(r"^COPY (\S+)", dockerfile, re.M):
-        assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
+    for sources in re.findall(r"^COPY (?!--from=)(.+) \S+$", dockerfile, re.M):
+        for source in sources.split():
+            assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
+    stages = set(re.findall(r"^FROM \S+ AS (\S+)$", dockerfile, re.M))
+    for stage in re.findall(r"^COPY --from=(\S+)", dockerfile, re.M):
+        assert stage in stages, f"COPY --from={stage}: no such build stage"
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     default = re.search(r"^ARG EXTRAS=(\S+)", dockerfile, re.M).group(1)
     assert set(default.split(",")) <= set(extras), f"unknown extras in {default}"
