@@ -173,12 +173,12 @@ def test_rate_is_right_wherever_the_window_falls(fps, gop, group_max_s):
 @pytest.mark.parametrize("lease, age, state", [
     (True, 0.5, "recording"),
     (True, 9.9, "recording"),
-    (True, 10.0, "orphaned"),  # stale
-    (True, None, "orphaned"),  # nothing ever arrived
+    (True, 10.0, "camera_away"),  # stale: the worker cannot read the camera
+    (True, None, "camera_away"),  # nothing ever arrived
     (False, 0.5, "orphaned"),  # packets without a lease: a worker just died
     (False, None, "orphaned"),
 ])
-def test_a_camera_records_only_with_a_lease_and_fresh_packets(lease, age, state):
+def test_a_camera_records_with_a_lease_and_fresh_packets_and_is_away_without_packets(lease, age, state):
     assert camera_state(lease, age, 10.0) == state
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from spectare.core.redact import redact
-from spectare.schemas import CameraConfig
+from spectare.schemas import CameraConfig, CameraState, ErrorKind
 from spectare.schemas.names import TOKEN_RULE
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -112,12 +112,29 @@ class Health(BaseModel):
 class CameraCounts(BaseModel):
     total: int
     recording: int = Field(description="an ingest worker holds the lease and packets arrived within stale_after_s")
-    orphaned: int = Field(description="no ingest lease, or no packet for stale_after_s")
+    camera_away: int = Field(description="an ingest worker holds the lease but no packet came for stale_after_s")
+    orphaned: int = Field(description="no ingest worker holds the lease")
+
+
+class IngestStatus(BaseModel):
+    """What the ingest worker holding the camera says about it (the `camera_status` bucket's CameraStatus)."""
+
+    worker: str = Field(description="the ingest worker that said it")
+    state: CameraState = Field(description="connecting, streaming, retrying (the last attempt failed) or stopped")
+    error_kind: ErrorKind | None = Field(description="why the last attempt failed: refused, unreachable, timeout, "
+                                         "unauthorized, not_found, no_video, ended, unsupported, other; null: none")
+    error: str | None = Field(description="the failure in one line (URL passwords as ***)")
+    since: float = Field(description="when this state began, Unix seconds")
+    attempts: int = Field(description="failed attempts in a row")
+    updated_at: float = Field(description="when the worker last wrote it, Unix seconds")
 
 
 class CameraStats(BaseModel):
     name: str
-    state: Literal["recording", "orphaned"]
+    state: Literal["recording", "camera_away", "orphaned"] = Field(
+        description="recording: a worker holds the lease and packets are fresh; camera_away: a worker holds it but "
+        "no packet came for stale_after_s (ingest says why); orphaned: no ingest worker holds it")
+    ingest: IngestStatus | None = Field(description="the holding worker's account of the camera; null: none yet")
     ingest_worker: str | None = Field(description="the ingest worker holding the camera's lease")
     segmenter_worker: str | None
     last_packet_age_s: float | None = Field(description="seconds since the last packet was stored; null: none kept")

@@ -125,9 +125,13 @@ def rate(samples: list[PacketSample]) -> Rate:
 
 
 def camera_state(lease_held: bool, last_packet_age_s: float | None, stale_after_s: float) -> str:
-    """`recording` when an ingest worker holds the camera's lease and its last packet is fresh; else `orphaned`."""
+    """`recording` when an ingest worker holds the camera's lease and its last packet is fresh; `camera_away` when a
+    worker holds it but no packet came for `stale_after_s` (the camera is off, refuses, or has not answered yet: its
+    status says why); `orphaned` when no worker holds it."""
+    if not lease_held:
+        return "orphaned"
     fresh = last_packet_age_s is not None and last_packet_age_s < stale_after_s
-    return "recording" if lease_held and fresh else "orphaned"
+    return "recording" if fresh else "camera_away"
 
 
 def workers_needed(cameras: int, per_worker: int) -> int:

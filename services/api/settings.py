@@ -28,7 +28,7 @@ class ApiSettings(SectionSettings):
     )
     stale_after_s: Annotated[float, Field(gt=0, le=3600)] = Field(
         default=10.0, description="a camera counts as recording while its last packet is younger than this (and an "
-        "ingest worker holds its lease); else as orphaned"
+        "ingest worker holds its lease); else as camera_away (a worker holds it) or orphaned (none does)"
     )
     rate_window_s: Annotated[float, Field(ge=1, le=60)] = Field(
         default=5.0, description="fps and bitrate in /stats are measured over this many recent seconds of packets"

@@ -10,7 +10,10 @@ from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from spectare.core.camerastatus import CameraStatusBoard, current_status
 from spectare.core.leases import LeaseTable
+from spectare.core.redact import redact
+from spectare.schemas import CameraStatus
 
 from . import probes
 from .auth import Read
@@ -47,7 +50,7 @@ async def stats(_token: Read, state: State, metrics: Metrics) -> dict[str, Any]:
     """System health, camera states with packet rates, consumer lag, chunks, storage and the scaling signal."""
     result = await _stats(state)
     counts = result["cameras"]
-    for key in ("recording", "orphaned"):
+    for key in ("recording", "camera_away", "orphaned"):
         metrics.camera_states.labels(key).set(counts[key])
     _scaling_gauges(metrics, state, counts["total"])
     metrics.workers_live.set(result["scaling"]["ingest_workers_live"])
@@ -87,7 +90,7 @@ async def _stats(state: ApiState) -> dict[str, Any]:
     def bounded(work: Any, what: str) -> Any:
         return probes.bounded(work, timeout, what)
 
-    (nats_ok, nats_detail), (s3_ok, s3_detail), index_status, cameras, ingest, segmenter, last, recent, lags = (
+    (nats_ok, nats_detail), (s3_ok, s3_detail), index_status, cameras, ingest, segmenter, last, recent, lags, said = (
         await asyncio.gather(
             probes.nats_check(state.nc, state.js, settings, timeout),
             asyncio.to_thread(probes.s3_check, settings, timeout),
@@ -98,6 +101,7 @@ async def _stats(state: ApiState) -> dict[str, Any]:
             bounded(probes.last_packets(state.js, names), "last packets"),
             bounded(probes.recent_packets(state.js, names, api.rate_window_s), "packet rates"),
             bounded(probes.consumer_lags(state.js, names), "consumer lag"),
+            bounded(_camera_statuses(state), "camera status"),
         )
     )
     storage: dict[str, Any] = {"source": "unavailable", "footage_bytes": None, "footage_chunks": None,
@@ -118,9 +122,11 @@ async def _stats(state: ApiState) -> dict[str, Any]:
         age = max(now - last_at, 0.0) if last_at is not None else None
         measured = rate((recent or {}).get(camera.name, []))
         owner = ingest_owners.get(camera.name)
+        status = current_status((said or {}).get(camera.name), owner)
         per_camera.append({
             "name": camera.name,
             "state": camera_state(owner is not None, age, api.stale_after_s),
+            "ingest": None if status is None else _ingest_view(status),
             "ingest_worker": owner,
             "segmenter_worker": segmenter_owners.get(camera.name),
             "last_packet_age_s": None if age is None else round(age, 3),
@@ -128,7 +134,7 @@ async def _stats(state: ApiState) -> dict[str, Any]:
             "bitrate_bps": None if measured.bitrate_bps is None else round(measured.bitrate_bps),
             "chunks_last_hour": None if recent_chunks is None else recent_chunks.get(camera.name, 0),
         })
-    recording = sum(c["state"] == "recording" for c in per_camera)
+    states = [c["state"] for c in per_camera]
     total = len(per_camera)
     index_detail = "indexer answers" if index_status is not None else "no indexer answers"
     if index_status is not None:
@@ -137,7 +143,7 @@ async def _stats(state: ApiState) -> dict[str, Any]:
         "time": now,
         "health": {"nats": {"ok": nats_ok, "detail": nats_detail}, "s3": {"ok": s3_ok, "detail": s3_detail},
                    "indexer": {"ok": index_status is not None, "detail": index_detail}},
-        "cameras": {"total": total, "recording": recording, "orphaned": total - recording},
+        "cameras": {"total": total, **{key: states.count(key) for key in ("recording", "camera_away", "orphaned")}},
         "per_camera": per_camera,
         "consumers": lags or [],
         "storage": storage,
@@ -145,3 +151,13 @@ async def _stats(state: ApiState) -> dict[str, Any]:
                     "ingest_workers_needed": workers_needed(total, state.per_worker),
                     "ingest_workers_live": ingest_live},
     }
+
+
+async def _camera_statuses(state: ApiState) -> dict[str, CameraStatus]:
+    return await (await CameraStatusBoard.open(state.js, state.settings)).all()
+
+
+def _ingest_view(status: CameraStatus) -> dict[str, Any]:
+    view = status.model_dump(include={"worker", "state", "error_kind", "error", "since", "attempts", "updated_at"})
+    view["error"] = None if status.error is None else redact(status.error)  # ingest masks it; so does every answer
+    return view

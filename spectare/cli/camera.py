@@ -1,10 +1,14 @@
 """`spectare camera ...`: the camera registry."""
 
+import time
+
 import click
 
+from spectare.core.camerastatus import CameraStatusBoard, current_status
+from spectare.core.leases import LeaseTable
 from spectare.core.redact import redact
 from spectare.core.registry import CameraRegistry, public_view
-from spectare.schemas import CameraConfig, camera_name, label_token
+from spectare.schemas import CameraConfig, CameraStatus, camera_name, label_token
 
 from .common import print_json, print_table, with_bus
 
@@ -98,23 +102,47 @@ def add(name: str, url: str, friendly_name: str, segment_seconds: int, **options
 @camera.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (URLs redacted).")
 def list_(as_json: bool) -> None:
-    """List registered cameras."""
+    """List registered cameras, each with what its ingest worker says: STATE is streaming, connecting, retrying
+    (ERROR says why), stopped, or orphaned (no ingest worker holds it)."""
 
     async def work(js, settings):
-        return await (await CameraRegistry.open(js, settings)).list()
+        cameras = await (await CameraRegistry.open(js, settings)).list()
+        said = await (await CameraStatusBoard.open(js, settings)).all()
+        owners = await LeaseTable(await js.key_value(settings.names.leases_bucket), "ingest", "cli").owners()
+        return cameras, said, owners
 
-    cameras = with_bus(work)
+    cameras, said, owners = with_bus(work)
+    rows = [(c, owners.get(c.name), current_status(said.get(c.name), owners.get(c.name))) for c in cameras]
     if as_json:
-        print_json([public_view(c) for c in cameras])
+        print_json([{**public_view(c), "ingest_worker": owner, "ingest": _status_view(status)}
+                    for c, owner, status in rows])
         return
     if not cameras:
         click.echo("no cameras registered; add one with `spectare camera add NAME URL`")
         return
     print_table(
-        ["NAME", "FRIENDLY NAME", "DETECT", "SEGMENT", "URL"],
-        [[c.name, c.friendly_name, "on" if c.detect else "off", f"{c.segment_seconds}s", redact(c.url)]
-         for c in cameras],
+        ["NAME", "FRIENDLY NAME", "DETECT", "SEGMENT", "STATE", "URL", "ERROR"],
+        [[c.name, c.friendly_name, "on" if c.detect else "off", f"{c.segment_seconds}s", _state(owner, status),
+          redact(c.url), _error(status)] for c, owner, status in rows],
     )
+
+
+def _state(owner: str | None, status: CameraStatus | None) -> str:
+    if owner is None:
+        return "orphaned"
+    return status.state if status is not None else "starting"  # claimed, nothing said yet
+
+
+def _error(status: CameraStatus | None) -> str:
+    if status is None or status.error is None:
+        return ""
+    attempts = f", {status.attempts} attempts" if status.attempts > 1 else ""
+    return f"{status.error_kind} since {time.strftime('%H:%M:%S', time.localtime(status.since))}{attempts}: " \
+           f"{redact(status.error)}"
+
+
+def _status_view(status: CameraStatus | None) -> dict | None:
+    return None if status is None else status.model_dump(exclude={"camera"})
 
 
 @camera.command("show")
