@@ -52,8 +52,11 @@ describe("zoom around a point", () => {
   it("asks for seconds per pixel and half a span either side", () => {
     expect(joinSeconds({ start: 0, end: 30 * 86_400 }, 1200)).toBe(2160);
     expect(joinSeconds({ start: 0, end: 60 }, 1200)).toBe(1);
-    expect(fetchRange({ start: 1000, end: 2000 }, 5000)).toEqual({ start: 500, end: 2500 });
-    expect(fetchRange({ start: 1000, end: 2000 }, 1900)).toEqual({ start: 500, end: 1960 });
+    expect(fetchRange({ start: 1000, end: 2000 })).toEqual({ start: 500, end: 2500 });
+    // a view following now asks for the same range until it has moved on by an eighth of its span
+    expect(fetchRange({ start: 1010, end: 2010 })).toEqual({ start: 500, end: 2625 });
+    expect(fetchRange({ start: 1130, end: 2130 })).toEqual({ start: 625, end: 2750 });
+    expect(fetchRange({ start: 0, end: 20 })).toEqual({ start: -10, end: 30 });
   });
 });
 

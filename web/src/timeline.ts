@@ -64,10 +64,15 @@ export const centredOn = (t: number, span: number): View => ({ start: t - span /
 /** Seconds per pixel, the `join_s` the timeline endpoint merges spans with (whole seconds, at least 1). */
 export const joinSeconds = (view: View, width: number) => Math.max(1, Math.floor(spanOf(view) / Math.max(1, width)));
 
-/** What to ask the API for a view: the view and half a span either side (pans need no wait), in whole seconds. */
-export function fetchRange(view: View, now: number): Interval {
-  const pad = spanOf(view) / 2;
-  return { start: Math.floor(view.start - pad), end: Math.ceil(Math.min(view.end + pad, now + 60)) };
+/** What to ask the API for a view: the view and half a span either side (a pan needs no wait), its bounds on
+ * multiples of an eighth of the span (at least 5 s), so a view that follows now asks again only every so often. */
+export function fetchRange(view: View): Interval {
+  const span = spanOf(view);
+  const quantum = Math.max(5, Math.round(span / 8));
+  return {
+    start: Math.floor((view.start - span / 2) / quantum) * quantum,
+    end: Math.ceil((view.end + span / 2) / quantum) * quantum,
+  };
 }
 
 // -- local time --------------------------------------------------------------------------------------------------

@@ -1,0 +1,242 @@
+import type HlsType from "hls.js/light";
+import type { LevelLoadedData } from "hls.js/light";
+import { useEffect, useRef } from "preact/hooks";
+import { api, cameraPath } from "../api";
+import {
+  laterNotice, placeIn, shouldPrefetch, windowFor, type PlacedSegment, type VodWindow, type WindowsAnswer,
+} from "../playback";
+import { momentLabel, type Clock } from "../timeline";
+import { debugState } from "./debug";
+
+/** What the recorded player tells the view: the wall time playing (hls.js `playingDate`), a notice ("no footage
+ * at ..."), that it ran out of footage. */
+export interface PlaybackEvents {
+  onTime: (wall: number) => void;
+  onNotice: (notice: string | null) => void;
+  onEnd: () => void;
+}
+
+/** A request to play: the moment, and a serial so that asking for the same moment twice plays it twice. */
+export interface PlayRequest {
+  t: number;
+  serial: number;
+}
+
+/** Recorded footage with hls.js, one hour window (`vod/windows`) at a time: two <video> elements, the second
+ * loading the next window's playlist while the first plays, swapped at the first's end without a stall. */
+export function Playback({ camera, request, rate, paused, clock, events }: {
+  camera: string; request: PlayRequest; rate: number; paused: boolean; clock: Clock; events: PlaybackEvents;
+}) {
+  const videos = [useRef<HTMLVideoElement>(null), useRef<HTMLVideoElement>(null)];
+  const player = useRef<RecordedPlayer | null>(null);
+  const latest = useRef(events);
+  latest.current = events;
+
+  useEffect(() => {
+    const made = (player.current = new RecordedPlayer(camera, [videos[0].current!, videos[1].current!], clock, {
+      onTime: (wall) => latest.current.onTime(wall),
+      onNotice: (notice) => latest.current.onNotice(notice),
+      onEnd: () => latest.current.onEnd(),
+    }));
+    return () => made.destroy();
+  }, [camera]);
+
+  useEffect(() => void player.current?.play(request.t), [request.serial]);
+  useEffect(() => player.current?.setRate(rate), [rate]);
+  useEffect(() => player.current?.setPaused(paused), [paused]);
+
+  return (
+    <div class="cv-stage">
+      <video ref={videos[0]} class="cv-video recorded" muted playsInline />
+      <video ref={videos[1]} class="cv-video recorded" muted playsInline />
+    </div>
+  );
+}
+
+type HlsClass = typeof HlsType;
+let hlsModule: Promise<HlsClass> | null = null;
+/** hls.js (its light build: no subtitles, alternate audio or DRM) is loaded with the first recorded playback. */
+const loadHls = () => (hlsModule ??= import("hls.js/light").then((module) => module.default));
+
+/** One video element and what plays in it. */
+interface Slot {
+  video: HTMLVideoElement;
+  hls: HlsType | null;
+  window: VodWindow | null;
+  segments: PlacedSegment[];
+  complete: boolean; // the playlist has ENDLIST: nothing more will be added
+  ready: boolean; // its playlist is loaded and loading from its start position
+  started: boolean; // it has played from there (before, currentTime is not yet where the playlist was placed)
+}
+
+class RecordedPlayer {
+  private slots: [Slot, Slot];
+  private active = 0;
+  private rate = 1;
+  private paused = false;
+  private serial = 0; // each play() outdates the ones before it
+  private prefetching = false;
+  private timer: ReturnType<typeof setInterval>;
+  private readonly debug = debugState("playback");
+
+  constructor(
+    private readonly camera: string,
+    videos: [HTMLVideoElement, HTMLVideoElement],
+    private readonly clock: Clock,
+    private readonly events: PlaybackEvents,
+  ) {
+    const slot = (video: HTMLVideoElement): Slot =>
+      ({ video, hls: null, window: null, segments: [], complete: false, ready: false, started: false });
+    this.slots = [slot(videos[0]), slot(videos[1])];
+    Object.assign(this.debug, { asked: null, playingDate: null, firstPlayingDate: null, windows: [], swaps: 0, errors: [] });
+    for (const [n, video] of videos.entries()) {
+      video.addEventListener("ended", () => n === this.active && this.swap());
+      video.addEventListener("playing", () => {
+        this.slots[n].started = this.slots[n].ready;
+      });
+      video.classList.toggle("active", n === 0);
+    }
+    this.timer = setInterval(() => this.tick(), 200);
+  }
+
+  destroy(): void {
+    this.serial += 1;
+    clearInterval(this.timer);
+    for (const slot of this.slots) this.unload(slot);
+  }
+
+  setRate(rate: number): void {
+    this.rate = rate;
+    for (const slot of this.slots) slot.video.playbackRate = rate;
+  }
+
+  setPaused(paused: boolean): void {
+    this.paused = paused;
+    const video = this.slots[this.active].video;
+    if (paused) video.pause();
+    else if (this.slots[this.active].ready) void video.play().catch(() => undefined);
+  }
+
+  /** Play from wall time `t`: a seek when the loaded playlist holds it, else the window that holds it (or the
+   * next one with footage), its playlist placed so that `playingDate` is `t`. */
+  async play(t: number): Promise<void> {
+    const serial = (this.serial += 1);
+    Object.assign(this.debug, { asked: t, firstPlayingDate: null });
+    const current = this.slots[this.active];
+    const placed = current.ready ? placeIn(current.segments, t) : null;
+    if (placed && current.window && t >= current.window.start - 2) {
+      current.video.currentTime = placed.position;
+      this.events.onNotice(laterNotice(t, placed.wall, this.clock));
+      if (!this.paused) void current.video.play().catch(() => undefined);
+      return;
+    }
+    this.events.onNotice(null);
+    let windows: WindowsAnswer;
+    try {
+      windows = await api<WindowsAnswer>("GET", `${cameraPath(this.camera)}/vod/windows`, { query: { start: t, limit: 2 } });
+    } catch (exc) {
+      if (serial === this.serial) this.events.onNotice(`cannot play: ${(exc as Error).message}`);
+      return;
+    }
+    if (serial !== this.serial) return;
+    const window = windowFor(windows.windows, t);
+    if (!window) {
+      this.events.onNotice(`no footage from ${momentLabel(t, this.clock)} on`);
+      this.events.onEnd();
+      return;
+    }
+    for (const slot of this.slots) this.unload(slot);
+    await this.load(this.slots[this.active], window, t, serial);
+  }
+
+  private async load(slot: Slot, window: VodWindow, startAt: number | null, serial: number): Promise<void> {
+    const Hls = await loadHls();
+    if (serial !== this.serial) return;
+    this.unload(slot);
+    (this.debug.windows as string[]).push(window.playlist);
+    const hls = new Hls({ autoStartLoad: false, maxBufferLength: 20, backBufferLength: 30, enableWorker: true });
+    Object.assign(slot, { hls, window, segments: [], complete: false, ready: false, started: false });
+    slot.video.playbackRate = this.rate;
+    hls.on(Hls.Events.LEVEL_LOADED, (_event, data: LevelLoadedData) => {
+      slot.segments = data.details.fragments.map((f) => ({ position: f.start, duration: f.duration, wall: (f.programDateTime ?? 0) / 1000 }));
+      slot.complete = !data.details.live;
+      if (slot.ready) return;
+      slot.ready = true;
+      const placed = startAt === null ? null : placeIn(slot.segments, startAt);
+      const position = placed?.position ?? 0;
+      if (startAt !== null) this.events.onNotice(placed ? laterNotice(startAt, placed.wall, this.clock) : null);
+      hls.startLoad(position);
+      if (slot === this.slots[this.active] && !this.paused) void slot.video.play().catch(() => undefined);
+    });
+    hls.on(Hls.Events.ERROR, (_event, data) => {
+      (this.debug.errors as string[]).push(`${data.type}/${data.details} fatal=${data.fatal}`);
+      if (!data.fatal) return;
+      if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+      else if (data.type === Hls.ErrorTypes.NETWORK_ERROR) setTimeout(() => hls === slot.hls && hls.startLoad(), 1000);
+      else if (slot === this.slots[this.active]) this.events.onNotice(`playback failed: ${data.details}`);
+    });
+    hls.loadSource(window.playlist);
+    hls.attachMedia(slot.video);
+  }
+
+  private unload(slot: Slot): void {
+    slot.hls?.destroy();
+    Object.assign(slot, { hls: null, window: null, segments: [], complete: false, ready: false, started: false });
+    slot.video.removeAttribute("src");
+  }
+
+  private tick(): void {
+    const slot = this.slots[this.active];
+    const date = slot.hls?.playingDate;
+    if (!date || !slot.started) return;
+    const wall = date.getTime() / 1000;
+    slot.video.dataset.playingDate = String(wall);
+    this.debug.playingDate = wall;
+    this.debug.firstPlayingDate ??= wall;
+    this.debug.currentTime = slot.video.currentTime;
+    this.events.onTime(wall);
+    const last = slot.segments[slot.segments.length - 1];
+    const remaining = last ? last.position + last.duration - slot.video.currentTime : Infinity;
+    if (!this.prefetching && !this.slots[1 - this.active].window && shouldPrefetch(remaining, this.rate, slot.complete)) {
+      void this.prefetch(slot);
+    }
+  }
+
+  /** Get the window after the active one loading in the other video element. */
+  private async prefetch(current: Slot): Promise<void> {
+    const serial = this.serial;
+    const after = current.window!;
+    this.prefetching = true;
+    try {
+      const answer = await api<WindowsAnswer>("GET", `${cameraPath(this.camera)}/vod/windows`,
+        { query: { start: after.end, limit: 1 } });
+      const next = answer.windows.find((window) => window.start >= after.end - 0.001);
+      if (next && serial === this.serial) await this.load(this.slots[1 - this.active], next, null, serial);
+    } catch {
+      // the next window is asked for again on the next tick
+    } finally {
+      this.prefetching = false;
+    }
+  }
+
+  /** The active window ended: the other element, already loading the next window, plays on. */
+  private swap(): void {
+    const next = this.slots[1 - this.active];
+    if (!next.window) {
+      if (this.prefetching) {
+        setTimeout(() => this.swap(), 200);
+        return;
+      }
+      this.events.onEnd();
+      return;
+    }
+    const old = this.slots[this.active];
+    this.active = 1 - this.active;
+    next.video.classList.add("active");
+    old.video.classList.remove("active");
+    next.video.playbackRate = this.rate;
+    if (!this.paused) void next.video.play().catch(() => undefined);
+    this.debug.swaps = Number(this.debug.swaps) + 1;
+    this.unload(old);
+  }
+}
