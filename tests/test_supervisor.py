@@ -6,9 +6,9 @@ from spectare.local.supervisor import RestartPolicy, Supervised, Supervisor
 
 
 @pytest.mark.parametrize(
-    ("failures", "delay"), [(0, 1.0), (1, 1.0), (2, 2.0), (3, 4.0), (5, 16.0), (6, 30.0), (50, 30.0)]
+    ("failures", "delay"), [(0, 0.0), (1, 0.0), (2, 1.0), (3, 2.0), (4, 4.0), (6, 16.0), (7, 30.0), (50, 30.0)]
 )
-def test_backoff_doubles_up_to_the_cap(failures, delay):
+def test_first_restart_is_immediate_then_backoff_doubles_up_to_the_cap(failures, delay):
     assert RestartPolicy(first_delay_s=1, max_delay_s=30).delay(failures) == delay
 
 
@@ -39,6 +39,9 @@ def test_dead_child_restarts_after_backoff_and_stop_is_reverse_order():
         supervisor.start(Supervised(name, child.start, lambda c=child: c.running,
                                     lambda n=name, c=child: (order.append(n), c.stop())))
     ingest = children["ingest"]
+    ingest.running = False  # the first death after starting: restarted in the same poll
+    supervisor.poll()
+    assert ingest.starts == 2
     for expected_delay in (1.0, 2.0, 4.0, 8.0, 8.0):
         ingest.running = False  # it crashes right after starting
         starts = ingest.starts

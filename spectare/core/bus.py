@@ -31,7 +31,6 @@ from spectare.core.redact import redact
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # a 4K keyframe fits; the local server's max_payload matches
-LEASE_TTL_S = 10.0  # a dead worker's cameras move within this plus one claim round
 MOTION_STATE_TTL_S = 600.0  # a camera silent this long starts afresh: its next keyframe passes the gate
 # Ingest rewrites each camera's status well within this; a dead worker's records age out (spectare.core.camerastatus).
 CAMERA_STATUS_TTL_S = 120.0
@@ -158,7 +157,7 @@ def kv_configs(settings: Settings) -> list[KeyValueConfig]:
             bucket=names.leases_bucket,
             description="camera -> worker assignment; an unrenewed lease expires",
             history=1,
-            ttl=LEASE_TTL_S,
+            ttl=settings.leases.ttl_s,  # a dead worker's cameras move within this plus one claim round
             storage=StorageType.FILE,
             replicas=settings.streams.replicas,
         ),
@@ -218,9 +217,23 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
         await js.update_stream(config)
     for kv in kv_configs(settings):
         try:
-            await js.key_value(kv.bucket)
+            bucket = await js.key_value(kv.bucket)
         except BucketNotFoundError:
             await js.create_key_value(kv)
+            continue
+        await _update_ttl(js, kv, (await bucket.status()).ttl)
+
+
+async def _update_ttl(js: JetStreamContext, kv: KeyValueConfig, current: float | None) -> None:
+    """A bucket made with another TTL (an older default, or `[leases] ttl_s` changed) gets the wanted one: the
+    TTL is the bucket stream's max_age, and its duplicate window may not exceed it (nats-py's rule at creation)."""
+    wanted = kv.ttl or 0.0
+    if abs((current or 0.0) - wanted) < 1e-3:
+        return
+    info = await js.stream_info(f"KV_{kv.bucket}")
+    await js.update_stream(dataclasses.replace(info.config, max_age=wanted,
+                                               duplicate_window=min(wanted, 120.0) if wanted else 120.0))
+    log.info("bucket %s: TTL %.1fs -> %.1fs", kv.bucket, current or 0.0, wanted)
 
 
 async def open_bucket(js: JetStreamContext, settings: Settings, bucket: str) -> KeyValue:

@@ -7,8 +7,8 @@ then defaults. So a CLI in the directory of a running local stack finds it witho
 production deployment names its NATS and S3 in the file or the environment.
 
 Keys are strict: a typo is refused with one line naming it and the closest known name, never ignored.
-The shared `Settings` (every process) checks the file's top-level keys and its `[nats]`, `[s3]` and
-`[streams]` tables, and every `SPECTARE_*` environment variable: a shared field, `SPECTARE_NATS__...`
+The shared `Settings` (every process) checks the file's top-level keys and its `[nats]`, `[s3]`, `[streams]`
+and `[leases]` tables, and every `SPECTARE_*` environment variable: a shared field, `SPECTARE_NATS__...`
 etc. naming a field of that table, one of `OTHER_ENV`, or a `SPECTARE_<SECTION>__` prefix of one of
 `SERVICE_SECTIONS`. The fields inside a service's section are that service's: its `SectionSettings`
 subclass checks its `[<section>]` table and `SPECTARE_<SECTION>__*` variables when that service loads it
@@ -112,6 +112,26 @@ class StreamSettings(BaseModel):
     replicas: Annotated[int, Field(ge=1, le=5)] = Field(default=1, description="stream replicas (3 on a cluster)")
 
 
+class LeaseSettings(BaseModel):
+    """Who owns which camera (spectare.core.leases): how fast a dead worker's cameras move, and who a process is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_s: Annotated[float, Field(ge=2, le=120)] = Field(
+        default=5.0,
+        description="a worker that stops renewing its leases loses its cameras to another worker after this long "
+        "(a bucket setting: give every process the same value; workers renew four times per TTL)",
+    )
+    worker_id: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=r"^[-_=a-zA-Z0-9{}.]+$",
+        description="this process's identity as a camera worker, kept across restarts so a restarted process takes "
+        "its own cameras back at once instead of waiting for the TTL (`{host}` is replaced by the host name: a "
+        "pod name under Kubernetes). Unique per live process of a role: a second process started with the same id "
+        "takes the cameras over and the first stands by. Default: a new identity per process (`spectare up` gives "
+        "each service its own stable one)",
+    )
+
+
 class Settings(BaseSettings):
     """What every process shares. Strict: an unknown key or `SPECTARE_*` variable is a ConfigError naming it and
     the closest known one (see the module docstring); the tables of `SERVICE_SECTIONS` are left to their services."""
@@ -128,6 +148,7 @@ class Settings(BaseSettings):
     nats: NatsSettings = NatsSettings()
     s3: S3Settings = S3Settings()
     streams: StreamSettings = StreamSettings()
+    leases: LeaseSettings = LeaseSettings()
 
     @property
     def names(self) -> Names:
@@ -155,7 +176,7 @@ class Settings(BaseSettings):
 
 
 def _nested(name: str) -> type[BaseModel] | None:
-    """The model of shared table `name` (nats, s3, streams), or None."""
+    """The model of shared table `name` (nats, s3, streams, leases), or None."""
     field = Settings.model_fields.get(name)
     annotation = field.annotation if field is not None else None
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
@@ -185,7 +206,7 @@ def _refuse(problems: list[str]) -> None:
 
 
 def _unknown_shared_keys(path: Path | None, data: Mapping[str, Any]) -> list[str]:
-    """The config file's top-level keys and [nats]/[s3]/[streams] keys that are no setting."""
+    """The config file's top-level keys and [nats]/[s3]/[streams]/[leases] keys that are no setting."""
     problems = []
     for key, value in data.items():
         if key in SERVICE_SECTIONS:

@@ -3,11 +3,17 @@ follow the registry live, and give everything back on shutdown.
 
 A service supplies `run_camera(config, lease)`, a coroutine that works on one camera until it is
 cancelled. This module decides when to start, restart and stop those tasks:
+  - a lease naming this worker's id that this process does not hold (its predecessor's, after a crash and
+    restart with the same `[leases] worker_id`) is taken back at once, at a new token;
   - a registered camera without a live lease of this role is claimed (up to `max_cameras`);
-  - a lease that cannot be renewed stops its camera at once (another worker may own it now);
+  - leases are renewed by a task of their own, `RENEWALS_PER_TTL` times per TTL, so a busy claim round or
+    registry change never delays them; a lease that cannot be renewed stops its camera at once (another
+    worker may own it now), and a process whose worker id was taken over by another stops all of them;
   - a camera changed in the registry is restarted with the new config when a field the service uses
     changed (`restart_on`: a detection setting must not cut the recording), a removed one stopped;
   - a task that crashes is restarted after a pause, keeping its lease.
+Every task started again under a lease gets a new fencing token (`LeaseTable.refence`), so it never repeats
+a session id of the task before it.
 """
 
 import asyncio
@@ -23,7 +29,7 @@ from typing import Any
 from nats.js import JetStreamContext
 
 from spectare.core.config import Settings
-from spectare.core.leases import Lease, LeaseTable, claim_delay, plan_claims
+from spectare.core.leases import Lease, LeaseTable, claim_delay, plan_adoptions, plan_claims, renew_interval
 from spectare.core.registry import CameraRegistry
 from spectare.schemas import CameraConfig
 
@@ -34,6 +40,13 @@ RunCamera = Callable[[CameraConfig, Lease], Coroutine[Any, Any, None]]
 
 def new_worker_id(role: str) -> str:
     return f"{role}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def worker_identity(role: str, configured: str | None) -> str:
+    """`[leases] worker_id` with `{host}` filled in, or a new identity of this process's own."""
+    if not configured:
+        return new_worker_id(role)
+    return configured.replace("{host}", socket.gethostname())
 
 
 class CameraWorker:
@@ -48,31 +61,36 @@ class CameraWorker:
         self.restart_on = restart_on
         self.claim_interval_s = claim_interval_s
         self.crash_pause_s = crash_pause_s
-        self.worker_id = new_worker_id(role)
+        self.worker_id = worker_identity(role, settings.leases.worker_id)
         self.registered: dict[str, CameraConfig] = {}
         self.tasks: dict[str, asyncio.Task] = {}
         self.leases: LeaseTable | None = None
         self.free_last_round: set[str] = set()
+        self.standing_by: str | None = None  # the process that holds our worker id, while it is not us
+        self.wake = asyncio.Event()  # a registry change or a regained seat: claim now, not at the next round
+        self.longest_renewal_gap_s = 0.0  # between two renewal rounds: how close the leases came to expiring
 
     async def run(self, stop: asyncio.Event) -> None:
         registry = await CameraRegistry.open(self.js, self.settings)
         self.leases = await LeaseTable.open(self.js, self.settings, self.role, self.worker_id)
-        log.info("%s worker %s up (at most %d cameras)", self.role, self.worker_id, self.max_cameras)
+        self.standing_by = await self.leases.take_seat(starting=True)
+        log.info("%s worker %s up (at most %d cameras, lease TTL %.1fs)", self.role, self.worker_id,
+                 self.max_cameras, self.leases.ttl_s)
+        if self.standing_by:
+            self._say_standing_by()
         watcher = asyncio.create_task(self._follow_registry(registry))
-        await self.leases.announce()
+        renewer = asyncio.create_task(self._renew_forever(stop))
         try:
-            last_renew = time.monotonic()
             while not stop.is_set():
-                if time.monotonic() - last_renew >= self.leases.ttl_s / 3:
-                    await self.leases.announce()
-                    await self._renew_all()
-                    last_renew = time.monotonic()
+                self.wake.clear()
                 await self._reap_crashed()
-                await self._claim_free()
+                if not self.standing_by:
+                    await self._claim_free()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.claim_interval_s)
+                    await asyncio.wait_for(_first(stop.wait(), self.wake.wait()), self.claim_interval_s)
         finally:
             watcher.cancel()
+            renewer.cancel()
             for camera in list(self.tasks):
                 await self._stop(camera, release=True)
             await self.leases.withdraw()
@@ -92,13 +110,56 @@ class CameraWorker:
                 if change.name in self.tasks and old is not None and self._changed(old, change.config):
                     log.info("camera %s changed in the registry: restarting", change.name)
                     await self._stop(change.name, release=False)
-                    self._start(change.config, self.leases.held[change.name])
+                    await self._restart(change.name)
+            self.wake.set()
 
-    async def _renew_all(self) -> None:
+    async def _renew_forever(self, stop: asyncio.Event) -> None:
         assert self.leases is not None
-        for camera in list(self.leases.held):
-            if not await self.leases.renew(camera):
+        interval = renew_interval(self.leases.ttl_s)
+        last = time.monotonic()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(interval - (time.monotonic() - last), 0))
+            if stop.is_set():
+                return
+            gap = time.monotonic() - last
+            self.longest_renewal_gap_s = max(self.longest_renewal_gap_s, gap)
+            if gap > self.leases.ttl_s / 2:
+                log.warning("%s leases renewed %.1fs after the last time (TTL %.1fs): this machine is too busy to "
+                            "keep them reliably", self.role, gap, self.leases.ttl_s)
+            last = time.monotonic()
+            try:
+                await self._renew_round()
+            except Exception as exc:  # NATS away: the leases outlive a few missed rounds; keep trying
+                log.warning("%s lease renewal failed: %s", self.role, exc or type(exc).__name__)
+
+    async def _renew_round(self) -> None:
+        """The seat first, so it ages no more than the leases: a dead worker stops counting as live no later
+        than its cameras come free, and the others take them with a fair share in the same claim round."""
+        assert self.leases is not None
+        if self.standing_by:
+            self.standing_by = await self.leases.take_seat(starting=False)
+            if not self.standing_by:
+                log.info("%s worker %s: the worker id is free again; taking cameras", self.role, self.worker_id)
+                self.wake.set()
+            return
+        holder = await self.leases.keep_seat()
+        if holder:
+            self.standing_by = holder
+            self._say_standing_by()
+            for camera in list(self.tasks):
                 await self._stop(camera, release=False)
+            self.leases.forget_all()
+            return
+        cameras = list(self.leases.held)
+        renewed = await asyncio.gather(*(self.leases.renew(camera) for camera in cameras))
+        for camera, ok in zip(cameras, renewed, strict=True):
+            if not ok:
+                await self._stop(camera, release=False)
+
+    def _say_standing_by(self) -> None:
+        log.error("%s worker id %s is in use by another process (%s): this one holds no camera until that one "
+                  "stops; give each process its own [leases] worker_id", self.role, self.worker_id, self.standing_by)
 
     async def _claim_free(self) -> None:
         assert self.leases is not None
@@ -107,6 +168,13 @@ class CameraWorker:
             self.free_last_round = set()
             return  # nothing this worker could take: spare the lookups
         owners, workers = await self.leases.snapshot()
+        for camera in plan_adoptions(set(self.registered), owners, mine, self.worker_id, self.max_cameras):
+            lease = await self.leases.adopt(camera)
+            if lease is not None:
+                log.info("took back camera %s from an earlier process of %s (fencing token %d)", camera,
+                         self.worker_id, lease.token)
+                self._start(self.registered[camera], lease)
+        mine = set(self.leases.held)
         candidates = plan_claims(set(self.registered), owners, mine, self.max_cameras, max(workers, 1),
                                  self.free_last_round)
         self.free_last_round = set(self.registered) - set(owners) - mine
@@ -115,7 +183,7 @@ class CameraWorker:
         await asyncio.sleep(claim_delay(len(mine), self.max_cameras, self.claim_interval_s))
         for camera in candidates:
             config = self.registered.get(camera)
-            if config is None:
+            if config is None or self.standing_by or camera in self.leases.held:
                 continue
             lease = await self.leases.claim(camera)
             if lease is not None:
@@ -125,8 +193,17 @@ class CameraWorker:
     def _start(self, config: CameraConfig, lease: Lease) -> None:
         self.tasks[config.name] = asyncio.create_task(self.run_camera(config, lease), name=f"{self.role}:{config.name}")
 
-    async def _reap_crashed(self) -> None:
+    async def _restart(self, camera: str) -> None:
+        """Start the camera's task again under its lease, at a new token; released if it cannot be."""
         assert self.leases is not None
+        config = self.registered.get(camera)
+        lease = await self.leases.refence(camera) if config is not None else None
+        if config is not None and lease is not None:
+            self._start(config, lease)
+        else:
+            await self.leases.release(camera)
+
+    async def _reap_crashed(self) -> None:
         for camera, task in list(self.tasks.items()):
             if not task.done():
                 continue
@@ -135,11 +212,7 @@ class CameraWorker:
                       f"{type(error).__name__}: {error}" if error else "no error", self.crash_pause_s)
             del self.tasks[camera]
             await asyncio.sleep(self.crash_pause_s)
-            config, lease = self.registered.get(camera), self.leases.held.get(camera)
-            if config is not None and lease is not None:
-                self._start(config, lease)
-            else:
-                await self.leases.release(camera)
+            await self._restart(camera)
 
     async def _stop(self, camera: str, release: bool) -> None:
         task = self.tasks.pop(camera, None)
@@ -152,3 +225,13 @@ class CameraWorker:
 
     def _changed(self, old: CameraConfig, new: CameraConfig) -> bool:
         return old.model_dump(include=set(self.restart_on)) != new.model_dump(include=set(self.restart_on))
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Return when the first of `waits` does; the others are cancelled."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

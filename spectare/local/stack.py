@@ -36,7 +36,7 @@ from spectare.core.store import endpoint_url, ensure_bucket
 from spectare.core.tokens import TokenStore
 from spectare.local.process import ManagedProcess, free_ports, port_in_use
 from spectare.local.servers import NatsServer, S3Credentials, SeaweedS3
-from spectare.local.supervisor import Supervised, Supervisor
+from spectare.local.supervisor import Supervised, Supervisor, service_identity
 from spectare.local.testcam import RtspTestCamera
 from spectare.schemas import CameraConfig
 
@@ -191,7 +191,8 @@ class LocalStack:
         process = ManagedProcess(
             service, [sys.executable, "-m", f"spectare.{service}"], logs / f"{service}.log",
             env={"SPECTARE_STATE_DIR": str(self.state_dir), "SPECTARE_LOG_LEVEL": self.settings.log_level,
-                 "SPECTARE_METRICS_PORT": str(metrics_port), "SPECTARE_METRICS_HOST": "127.0.0.1", **env},
+                 "SPECTARE_METRICS_PORT": str(metrics_port), "SPECTARE_METRICS_HOST": "127.0.0.1",
+                 **service_identity(service), **env},
         )
         self.supervisor.start(Supervised(
             name=service, start=process.start, alive=process.alive, stop=process.stop,

@@ -1,4 +1,6 @@
-"""Keeps the stack's processes running: a process that dies is restarted with growing back-off."""
+"""Keeps the stack's processes running: a process that dies is restarted at once, then with growing back-off
+if it keeps dying. A restarted service keeps its worker identity (`service_identity`), so it takes its own
+cameras back at once instead of waiting for their leases to expire."""
 
 import logging
 import time
@@ -8,16 +10,24 @@ from dataclasses import dataclass, field
 log = logging.getLogger(__name__)
 
 
+def service_identity(service: str, slot: int = 0) -> dict[str, str]:
+    """The environment that gives instance `slot` of `service` a worker id that survives its restarts."""
+    return {"SPECTARE_LEASES__WORKER_ID": f"{{host}}-{service}-{slot}"}
+
+
 @dataclass(frozen=True)
 class RestartPolicy:
-    """Back-off before restart number n: first, first*2, ... capped; reset after a healthy spell."""
+    """Back-off before restart number n: none for the first (a process that ran well and died: every second
+    it is down is lost video), then first, first*2, ... capped; reset after a healthy spell."""
 
     first_delay_s: float = 1.0
     max_delay_s: float = 30.0
     healthy_after_s: float = 60.0
 
     def delay(self, recent_failures: int) -> float:
-        return min(self.first_delay_s * 2 ** max(recent_failures - 1, 0), self.max_delay_s)
+        if recent_failures <= 1:
+            return 0.0
+        return min(self.first_delay_s * 2 ** (recent_failures - 2), self.max_delay_s)
 
     def failures_after(self, recent_failures: int, ran_for_s: float) -> int:
         """Failures to count for the next delay, given how long the process ran before it died."""
@@ -59,8 +69,9 @@ class Supervisor:
                 child.failures = self.policy.failures_after(child.failures, now - child.started_at)
                 delay = self.policy.delay(child.failures)
                 child.restart_at = now + delay
-                log.warning("%s %s; restarting in %.0fs", child.name, child.describe_exit(), delay)
-            elif now >= child.restart_at:
+                log.warning("%s %s; restarting %s", child.name, child.describe_exit(),
+                            f"in {delay:.0f}s" if delay else "now")
+            if now >= child.restart_at:
                 child.restart_at = None
                 child.restarts += 1
                 try:
