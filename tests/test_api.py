@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ import pytest
 from spectare.core.bus import connect, ensure_topology
 from spectare.core.leases import LeaseTable
 from spectare.core.registry import CameraRegistry
-from spectare.core.store import ensure_bucket
+from spectare.core.store import ensure_bucket, s3_client
 from spectare.local.process import free_port
 from spectare.schemas import CameraConfig, Detection
 
@@ -310,6 +311,41 @@ async def test_snapshot_is_the_latest_keyframe_as_a_jpeg(stack):
         assert none.status_code == 404 and "no keyframe recently" in none.json()["detail"]
 
 
+def encodes(metrics: str) -> float:
+    found = re.search(r"^spectare_api_snapshot_encodes_total (\S+)$", metrics, re.M)
+    assert found, metrics[-2000:]
+    return float(found[1])
+
+
+async def test_snapshot_is_named_by_its_keyframe_and_encoded_once_for_every_viewer(stack):
+    async with stack.client(stack.read) as reader, stack.client(stack.admin) as admin:
+        async def picture():
+            answer = await reader.get("/cameras/byname/cam1/snapshot.jpg")
+            return answer if answer.status_code == 200 else None
+
+        first = await eventually(picture, 30, what="a snapshot of cam1")
+        etag = first.headers["etag"]
+        assert re.fullmatch(r'"[0-9a-f]+-[0-9a-f]+-\d+"', etag)  # "<session>-<seq>" of the keyframe shown
+        assert first.headers["cache-control"] == "private, no-cache"
+
+        async def not_modified():  # the keyframe changes about every second: ask until one is still current
+            answer = await reader.get("/cameras/byname/cam1/snapshot.jpg", headers={"If-None-Match": etag})
+            return answer if answer.status_code == 304 else None
+        again = await eventually(not_modified, 30, interval=0, what="a 304 for the current keyframe")
+        assert again.content == b"" and again.headers["etag"] == etag
+
+        # Ten viewers at once: one encode per keyframe they saw, not one per viewer; the same bytes per ETag.
+        before = encodes((await admin.get("/metrics")).text)
+        answers = await asyncio.gather(*(reader.get("/cameras/byname/cam1/snapshot.jpg") for _ in range(10)))
+        after = encodes((await admin.get("/metrics")).text)
+        assert all(a.status_code == 200 for a in answers)
+        pictures: dict[str, set[bytes]] = {}
+        for answer in answers:
+            pictures.setdefault(answer.headers["etag"], set()).add(answer.content)
+        assert all(len(same) == 1 for same in pictures.values())
+        assert 0 <= after - before <= len(pictures) < 10, (after - before, len(pictures))
+
+
 async def test_footage_search_and_a_clip_that_downloads_and_plays(stack):
     async with stack.client(stack.read) as reader:
         async def chunks():
@@ -325,8 +361,12 @@ async def test_footage_search_and_a_clip_that_downloads_and_plays(stack):
 
         # A detection on cam1 at the start of the second chunk is found by /search with its chunk.
         t = footage["chunks"][1]["start"]
+        snapshot_key = f"snapshots/cam1/{time.strftime('%Y/%m/%d/%H', time.gmtime(t))}/20261127T000000.000Z-s%25x-1.jpg"
+        picture = cv2.imencode(".jpg", np.full((48, 64, 3), 200, np.uint8))[1].tobytes()
+        s3_client(stack.settings.s3).put_object(stack.settings.s3.bucket, snapshot_key, io.BytesIO(picture),
+                                                len(picture), content_type="image/jpeg")
         detection = Detection(camera="cam1", time=t, label="person", class_id=0, score=0.9,
-                              box=(0.1, 0.1, 0.5, 0.9), model="test", session="s", seq=1)
+                              box=(0.1, 0.1, 0.5, 0.9), model="test", session="s", seq=1, snapshot_key=snapshot_key)
         await stack.js.publish(stack.settings.names.detections("cam1", "person"), detection.encode(),
                                headers={"Nats-Msg-Id": "cam1:s:1:0"})  # as the detector does: the indexer needs it
 
@@ -337,6 +377,16 @@ async def test_footage_search_and_a_clip_that_downloads_and_plays(stack):
         found = await eventually(incident, 30, what="the detection found by /search")
         assert found["incidents"][0]["max_score"] == pytest.approx(0.9)
         assert footage["chunks"][1]["key"] in [c["key"] for c in found["incidents"][0]["chunks"]]
+        # Its snapshot comes through the API too, at the path the incident names (the session's % encoded).
+        path = found["incidents"][0]["snapshot"]
+        assert path == "/cameras/byname/cam1/snapshots/" + snapshot_key.split("/", 2)[2].replace("%", "%25")
+        shot = await reader.get(path)
+        assert shot.status_code == 200 and shot.content == picture and shot.headers["content-type"] == "image/jpeg"
+        assert "immutable" in shot.headers["cache-control"]
+        assert (await reader.get(path.replace("-1.jpg", "-2.jpg"))).status_code == 404
+        for bad in ("../../footage/x.mp4", "2026/11/27/00/nope.jpg", "2026/11/27/00/20261127T000000.000Z-s-1.mp4"):
+            assert (await reader.get(f"/cameras/byname/cam1/snapshots/{bad}")).status_code in (404, 422), bad
+        assert (await reader.get("/cameras/byname/cam1/snapshots/" + "2026/11/27/00/x.jpg")).status_code == 422
 
         start, end = first["start"] + 0.5, last["end"] - 0.5
         clip = await reader.post("/cameras/byname/cam1/clip", params={"start": repr(start), "end": repr(end)})
@@ -349,6 +399,17 @@ async def test_footage_search_and_a_clip_that_downloads_and_plays(stack):
         with av.open(io.BytesIO(data)) as container:
             frames = sum(1 for _ in container.decode(video=0))
         assert frames == made["frames"] and math.isclose(frames / 15, made["end"] - made["start"], abs_tol=0.2)
+        # The same clip downloads through the API, as an attachment.
+        file = made["key"].rsplit("/", 1)[1]
+        assert made["download"] == f"/cameras/byname/cam1/clips/{file}"
+        download = await reader.get(made["download"])
+        assert download.status_code == 200 and download.content == data
+        assert download.headers["content-type"] == "video/mp4"
+        assert download.headers["content-disposition"] == f'attachment; filename="cam1-{file}"'
+        assert (await reader.get("/cameras/byname/cam1/clips/nope.mp4")).status_code == 422
+        assert (await reader.get(made["download"].replace("cam1/clips/2", "cam1/clips/1"))).status_code == 404
+        async with stack.client() as anonymous:
+            assert (await anonymous.get(made["download"])).status_code == 401
         nothing = await reader.post("/cameras/byname/cam1/clip", params={"start": "2001-01-01T00:00Z",
                                                                           "end": "2001-01-01T00:01Z"})
         assert nothing.status_code == 404 and "no recorded footage" in nothing.json()["detail"]
