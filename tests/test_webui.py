@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from spectare.core.sessions import SessionStore
 from spectare.core.store import s3_client
-from spectare.schemas import Detection
+from spectare.core.tokens import TokenStore
+from spectare.schemas import CameraConfig, Detection
 from spectare.schemas.keys import snapshot_key
 
 from .helpers import eventually
@@ -109,6 +111,26 @@ async def test_logging_in_through_the_form(stack, desktop):
     await page.wait_for_url("**/login?next=%2Fexplore")
 
 
+async def test_the_login_link_logs_in_once(stack, desktop):
+    page = desktop
+    tokens = await TokenStore.open(stack.js, stack.settings)
+    token = await tokens.verify(stack.read)
+    assert token is not None
+    code = await (await SessionStore.open(stack.js, stack.settings, tokens)).create_login_code(token)
+    link = f"{stack.base_url}/login#code={code}"  # what `spectare up` prints
+
+    await page.goto(link)
+    await page.wait_for_url(stack.base_url + "/")
+    await expect(page.locator(".topbar .who")).to_have_text("viewer")
+    assert code not in page.url and await page.evaluate("location.hash") == ""
+
+    await page.get_by_role("button", name="Log out").click()
+    await page.wait_for_url("**/login")
+    await page.goto(link)  # used up: the page says so and offers the token field
+    await expect(page.get_by_role("alert")).to_contain_text("used or expired login code", timeout=UI_TIMEOUT_MS)
+    await expect(page.get_by_label("API token")).to_be_visible()
+
+
 async def test_the_grid_shows_the_cameras_still_and_state(stack, desktop):
     page = desktop
     await login(page, stack)
@@ -134,6 +156,40 @@ async def test_the_grid_shows_the_cameras_still_and_state(stack, desktop):
 
     await tile.locator("a").click()
     await page.wait_for_url(f"{stack.base_url}/cameras/{CAMERA}")
+
+
+async def test_with_many_cameras_only_tiles_on_screen_refresh(stack, desktop):
+    page = desktop
+    many = [f"bulk-{n:02d}" for n in range(60)]  # before `porch` by name, so porch's tile is far below the fold
+    for name in many:
+        await stack.registry.put(CameraConfig(name=name, url="rtsp://127.0.0.1:9/none", segment_seconds=2,
+                                              detect=False))
+    asked: dict[str, int] = {}
+
+    def count(request) -> None:
+        if request.url.split("?")[0].endswith("/snapshot.jpg"):
+            camera = request.url.split("/cameras/byname/")[1].split("/")[0]
+            asked[camera] = asked.get(camera, 0) + 1
+    page.on("request", count)
+    try:
+        await login(page, stack)
+        await expect(page.locator(".tile")).to_have_count(61, timeout=UI_TIMEOUT_MS)
+        first = page.locator('.tile[data-camera="bulk-00"]')
+        await expect(first.locator(".still-note")).to_have_text("no picture", timeout=UI_TIMEOUT_MS)  # a 404
+        # Why it does not record, as ingest says it (nothing listens on port 9).
+        await expect(first.locator(".tile-error")).to_contain_text("connection refused", timeout=UI_TIMEOUT_MS)
+        await eventually(lambda: asked.get("bulk-00", 0) >= 3, 30, what="the first tile asked for its still 3 times")
+        assert asked.get(CAMERA, 0) == 0 and asked.get("bulk-59", 0) == 0, asked  # off screen: never asked
+        assert await page.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"]
+        await screenshot(page, "grid-many-desktop")
+
+        await page.get_by_label("Filter cameras by name").fill(CAMERA)
+        await expect(page.locator(".tile")).to_have_count(1)
+        await expect(page.locator(".tile img.still-img")).to_have_count(1, timeout=UI_TIMEOUT_MS)
+        assert asked.get(CAMERA, 0) >= 1
+    finally:
+        for name in many:
+            await stack.registry.remove(name)
 
 
 async def test_a_detection_in_explore_opens_the_camera_view_at_its_time(stack, desktop):

@@ -29,12 +29,18 @@ export interface Check {
 
 export type CameraState = "recording" | "camera_away" | "orphaned";
 
-/** What ingest publishes about its hold on a camera (being added: every field optional). */
+/** What the ingest worker holding a camera says about it (GET /stats `per_camera[].ingest`). */
 export interface IngestStatus {
-  state?: string | null;
-  error?: string | null;
-  since?: number | null;
-  [more: string]: unknown;
+  worker: string;
+  /** connecting, streaming, retrying (the last attempt failed) or stopped. */
+  state: string;
+  /** refused, unreachable, timeout, unauthorized, not_found, no_video, ended, unsupported, other; null: none. */
+  error_kind: string | null;
+  /** The failure in one line (URL passwords as ***). */
+  error: string | null;
+  since: number;
+  attempts: number;
+  updated_at: number;
 }
 
 export interface CameraStats {

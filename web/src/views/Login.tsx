@@ -12,7 +12,7 @@ export function Login({ onLoggedIn }: { onLoggedIn: (me: Me) => void }) {
   const [token, setToken] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const tried = useRef(false);
+  const used = useRef<string | null>(null);
 
   const submit = async (body: { token: string } | { code: string }) => {
     setBusy(true);
@@ -31,12 +31,18 @@ export function Login({ onLoggedIn }: { onLoggedIn: (me: Me) => void }) {
   };
 
   useEffect(() => {
-    const code = codeOf(window.location.hash);
-    if (!code || tried.current) return;
-    tried.current = true;
-    // The code is single-use; take it out of the address bar and history before using it.
-    history.replaceState(history.state, "", window.location.pathname + window.location.search);
-    void submit({ code });
+    const useCode = () => {
+      const code = codeOf(window.location.hash);
+      if (!code || code === used.current) return;
+      used.current = code;
+      // The code is single-use; take it out of the address bar and history before using it.
+      history.replaceState(history.state, "", window.location.pathname + window.location.search);
+      void submit({ code });
+    };
+    useCode();
+    // A link opened while this page is open changes only the fragment: no new page load.
+    window.addEventListener("hashchange", useCode);
+    return () => window.removeEventListener("hashchange", useCode);
   }, []);
 
   return (

@@ -9,7 +9,8 @@ const camera = (name: string, friendly = "", detect = true): Camera => ({
 });
 const measured = (name: string, state: CameraStats["state"], error?: string): CameraStats => ({
   name, state, ingest_worker: null, segmenter_worker: null, last_packet_age_s: null, fps: null, bitrate_bps: null,
-  chunks_last_hour: null, ...(error === undefined ? {} : { ingest: { error } }),
+  chunks_last_hour: null,
+  ...(error === undefined ? {} : { ingest: { worker: "w", state: "retrying", error_kind: "refused", error, since: 0, attempts: 1, updated_at: 0 } }),
 });
 const stats = (per: CameraStats[]) => ({ per_camera: per } as unknown as Stats);
 

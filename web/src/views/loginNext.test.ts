@@ -28,6 +28,7 @@ describe("login links and errors", () => {
   it("says what a refused token or link means", () => {
     expect(loginError(401, "unknown or revoked API token", false)).toBe("That token is not valid (revoked or mistyped)");
     expect(loginError(401, "", true)).toMatch(/link has been used or has expired/);
+    expect(loginError(401, "unknown, used or expired login code", true)).toBe("unknown, used or expired login code");
     expect(loginError(503, "NATS does not answer", false)).toBe("NATS does not answer");
   });
 });

@@ -18,9 +18,8 @@ export function codeOf(hash: string): string | null {
 /** The login form's error for an API answer: a person's words for the usual ones. */
 export function loginError(status: number, detail: string, withCode: boolean): string {
   if (status === 401) {
-    return withCode
-      ? "That login link has been used or has expired. Ask for a new one (`spectare up` prints it) or paste a token."
-      : "That token is not valid (revoked or mistyped)";
+    // The API says why a code failed (used, expired, its token revoked) and what to do instead.
+    return withCode ? detail || "That login link has been used or has expired." : "That token is not valid (revoked or mistyped)";
   }
   if (status === 403) return "This page may not log in to this server (another origin).";
   if (status === 422) return withCode ? "That login link is not readable." : "That is not a token: tokens look like spt_…";
