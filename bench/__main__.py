@@ -3,10 +3,10 @@
 import argparse
 import sys
 
-from . import detection, indexing, live, playback, recording, remux
+from . import detection, indexing, live, playback, recording, remux, webui
 
 BENCHMARKS = {"recording": recording, "detection": detection, "indexing": indexing, "remux": remux,
-              "playback": playback, "live": live}
+              "playback": playback, "live": live, "webui": webui}
 
 
 def main() -> None:

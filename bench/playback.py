@@ -29,24 +29,17 @@ import os
 import secrets
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 from playwright.async_api import async_playwright
 
-from spectare.core.config import settings_env
-from spectare.core.registry import CameraRegistry
 from spectare.core.store import s3_client
-from spectare.core.tokens import TokenStore
-from spectare.local.process import ManagedProcess, free_port
-from spectare.local.servers import NatsServer, S3Credentials, SeaweedS3
 from spectare.local.stack import DEMO_SOURCE
-from spectare.local.testcam import RtspTestCamera, make_test_clip
+from spectare.local.testcam import make_test_clip
 from spectare.media.fmp4 import FRAGMENTED_MP4_OPTIONS
-from spectare.schemas import CameraConfig, Segment
+from spectare.schemas import Segment
 from spectare.schemas.keys import chunk_key
 from spectare.schemas.msgids import segment_id
 from spectare.segmenter.remux import Remuxer
@@ -63,7 +56,7 @@ from tests.packets import PLAIN_MP4_OPTIONS, load_clip, plans_of
 
 from .cpu import CpuMeter
 from .recording import CLIP, FPS
-from .servers import open_bench_bus
+from .stack import BenchStack
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -109,106 +102,19 @@ def run(args) -> None:
 # -- the run -----------------------------------------------------------------------------------------------------
 
 
-class BenchStack:
-    """The servers and services, with the API's address and a read token."""
-
-    def __init__(self, work: Path, clip: Path) -> None:
-        self.work = work
-        self.nats = NatsServer(work / "nats", work / "nats.log")
-        self.s3 = SeaweedS3(work / "s3", work / "s3.log", S3Credentials.generate())
-        self.camera = RtspTestCamera({LIVE: clip}, work / "testcam.log")
-        self.processes: dict[str, ManagedProcess] = {}
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.token = ""
-
-    async def start(self) -> None:
-        self.nats.start()
-        self.s3.start()
-        self.camera.start()
-        self.settings, self.nc, self.js = await open_bench_bus(self.nats, self.s3, self.work)
-        registry = await CameraRegistry.open(self.js, self.settings)
-        await registry.add(CameraConfig(name=LIVE, url=self.camera.url(LIVE), detect=False,
-                                        segment_seconds=SEGMENT_SECONDS))
-        self.token = (await (await TokenStore.open(self.js, self.settings)).create("read", "bench")).token
-        self.env = {**settings_env(self.settings), "SPECTARE_LOG_LEVEL": "WARNING"}
-        self.start_service("segmenter")
-        self.start_service("indexer", SPECTARE_INDEXER__DATABASE=str(self.work / "index.duckdb"))
-        self.start_service("api", SPECTARE_API__PORT=str(self.port))
-        await self._until(self._answering, 30, "the API answering")
-
-    def start_service(self, name: str, **env: str) -> ManagedProcess:
-        process = ManagedProcess(name, [sys.executable, "-m", f"spectare.{name}"], self.work / f"{name}.log",
-                                 env={**self.env, **env})
-        process.start()
-        self.processes[name] = process
-        return process
-
-    def restart_ingest(self, live_group_max_s: float) -> None:
-        if "ingest" in self.processes:
-            self.processes.pop("ingest").stop()
-        self.start_service("ingest", SPECTARE_INGEST__LIVE_GROUP_MAX_S=str(live_group_max_s))
-
-    def pipeline_pids(self) -> list[int]:
-        """What records the camera: ingest, the segmenter, nats-server."""
-        assert self.nats.pid is not None
-        return [self.pid("ingest"), self.pid("segmenter"), self.nats.pid]
-
-    def pid(self, name: str) -> int:
-        pid = self.processes[name].pid
-        assert pid is not None
-        return pid
-
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base_url, headers={"Authorization": f"Bearer {self.token}"},
-                                 timeout=60)
-
-    async def _answering(self) -> bool:
-        try:
-            async with httpx.AsyncClient(base_url=self.base_url, timeout=2) as client:
-                return (await client.get("/healthz")).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    async def chunks(self, camera: str, start: float, end: float | None = None) -> list[dict]:
-        async with self.client() as client:
-            params = {"start": repr(start), **({"end": repr(end)} if end is not None else {})}
-            answer = await client.get(f"/cameras/byname/{camera}/footage", params=params)
-            return answer.json()["chunks"] if answer.status_code == 200 else []
-
-    async def _until(self, check, timeout: float, what: str):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, process in self.processes.items():
-                if not process.alive():
-                    raise RuntimeError(f"{name} exited: {process.log_tail()}")
-            result = await check()
-            if result:
-                return result
-            await asyncio.sleep(0.5)
-        raise RuntimeError(f"{what} not reached within {timeout:.0f} s")
-
-    async def stop(self) -> None:
-        for process in self.processes.values():
-            process.stop()
-        if hasattr(self, "nc"):
-            await self.nc.close()
-        self.camera.stop()
-        self.s3.stop()
-        self.nats.stop()
 
 
 async def _bench(args, clip: Path) -> dict:
     work = Path(tempfile.mkdtemp(prefix="spectare-bench-playback-"))
-    stack = BenchStack(work, clip)
+    stack = BenchStack(work, {LIVE: clip}, SEGMENT_SECONDS)
     groups = [float(g) for g in str(args.playback_live_groups).split(",") if g.strip()]
     viewer_counts = [int(v) for v in str(args.playback_viewers).split(",") if v.strip()]
     try:
         await stack.start()
         began = time.time()
-        stack.restart_ingest(groups[0])
+        stack.restart_ingest(SPECTARE_INGEST__LIVE_GROUP_MAX_S=str(groups[0]))
         print("playback benchmark: waiting for two recorded chunks ...", flush=True)
-        recorded = await stack._until(lambda: _at_least(stack.chunks(LIVE, began), 2), 90, "two chunks recorded")
+        recorded = await stack.until(lambda: _at_least(stack.chunks(LIVE, began), 2), 90, "two chunks recorded")
         sample_chunk = _s3_object(stack, recorded[1]["key"])  # the first chunk starts mid-stream
         async with async_playwright() as driver:
             browser = await driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -224,7 +130,7 @@ async def _bench(args, clip: Path) -> dict:
             segmenter_began = time.time()
             for n, group in enumerate(groups):
                 if n:
-                    stack.restart_ingest(group)
+                    stack.restart_ingest(SPECTARE_INGEST__LIVE_GROUP_MAX_S=str(group))
                     await asyncio.sleep(3)
                 print(f"playback benchmark: live, ingest live_group_max_s={group:g} ...", flush=True)
                 idle = await _idle_cpu(stack, args.playback_seconds / 2)
@@ -392,7 +298,7 @@ async def _archive(stack: BenchStack, chunk: bytes, seeks: int) -> list[float]:
                                                 headers={"Nats-Msg-Id": segment_id(ARCHIVE, s.session, s.first_seq)})
                                for s in batch))
     last = segments[-1]
-    await stack._until(lambda: _at_least(stack.chunks(ARCHIVE, last.start - 1, last.end), 1), 300,
+    await stack.until(lambda: _at_least(stack.chunks(ARCHIVE, last.start - 1, last.end), 1), 300,
                        "the indexer holding the week")
     return moments
 
