@@ -147,7 +147,9 @@ async def test_the_grid_shows_the_cameras_still_and_state(stack, desktop):
         return img && img.getAttribute('src') !== first && img.naturalWidth > 0;
     }""", arg=first, timeout=UI_TIMEOUT_MS)
 
-    await page.get_by_label("Filter cameras by name").fill("nothing-like-it")
+    search = page.get_by_label("Filter cameras by name")
+    await search.press_sequentially("nothing-like-it")  # key by key: the URL follows and the box keeps its focus
+    await expect(search).to_have_value("nothing-like-it")
     await expect(page.get_by_text("No camera matches the filter.")).to_be_visible()
     assert "q=nothing-like-it" in page.url
     await page.get_by_label("Filter cameras by name").fill("")

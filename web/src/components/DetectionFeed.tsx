@@ -3,6 +3,7 @@ import { withQuery } from "../api";
 import { formatScore, formatWhen } from "../format";
 import type { Detection } from "../types";
 import { cameraAt, detectionId, withDetection } from "./feed";
+import "./feed.css";
 
 type Connection = "connecting" | "live" | "reconnecting" | "closed";
 

@@ -51,31 +51,33 @@ function CameraList({ admin }: { admin: boolean }) {
       {error && <p class="error-box" role="alert">{error}</p>}
       {cameras && cameras.length === 0 && !adding && <p class="empty">No cameras yet.{admin && " Add one to start recording."}</p>}
       {cameras && cameras.length > 0 && (
-        <table class="table camera-table stack">
-          <thead>
-            <tr><th>Camera</th><th>State</th><th class="hide-narrow">URL</th><th class="hide-narrow">Detection</th><th class="hide-narrow">Chunk length</th></tr>
-          </thead>
-          <tbody>
-            {cameras.map((camera) => {
-              const tile = states.get(camera.name);
-              return (
-                <tr>
-                  <td>
-                    <a href={`/settings/cameras/${encodeURIComponent(camera.name)}`} class="strong">{camera.friendly_name || camera.name}</a>
-                    {camera.friendly_name && <div class="muted small">{camera.name}</div>}
-                  </td>
-                  <td data-label="State">
-                    <span class={`badge badge-${tile?.state ?? "unknown"}`}>{STATE_LABELS[tile?.state ?? "unknown"]}</span>
-                    {tile?.error && <div class="error-text small">{tile.error}</div>}
-                  </td>
-                  <td class="hide-narrow mono small url-cell">{camera.url}</td>
-                  <td class="hide-narrow">{camera.detect ? (camera.labels?.length ? camera.labels.join(", ") : "on") : "off"}</td>
-                  <td class="hide-narrow">{camera.segment_seconds} s</td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
+        <section class="panel table-panel">
+          <table class="table camera-table stack">
+            <thead>
+              <tr><th>Camera</th><th>State</th><th class="hide-narrow">URL</th><th class="hide-narrow">Detection</th><th class="hide-narrow">Chunk length</th></tr>
+            </thead>
+            <tbody>
+              {cameras.map((camera) => {
+                const tile = states.get(camera.name);
+                return (
+                  <tr>
+                    <td>
+                      <a href={`/settings/cameras/${encodeURIComponent(camera.name)}`} class="strong">{camera.friendly_name || camera.name}</a>
+                      {camera.friendly_name && <div class="muted small">{camera.name}</div>}
+                    </td>
+                    <td data-label="State">
+                      <span class={`badge badge-${tile?.state ?? "unknown"}`}>{STATE_LABELS[tile?.state ?? "unknown"]}</span>
+                      {tile?.error && <div class="error-text small">{tile.error}</div>}
+                    </td>
+                    <td class="hide-narrow mono small url-cell">{camera.url}</td>
+                    <td class="hide-narrow">{camera.detect ? (camera.labels?.length ? camera.labels.join(", ") : "on") : "off"}</td>
+                    <td class="hide-narrow">{camera.segment_seconds} s</td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </section>
       )}
     </div>
   );
