@@ -65,9 +65,11 @@ class CameraWorker:
         self.registered: dict[str, CameraConfig] = {}
         self.tasks: dict[str, asyncio.Task] = {}
         self.leases: LeaseTable | None = None
-        self.free_last_round: set[str] = set()
+        self.free_since: dict[str, float] = {}  # free cameras, since when (monotonic): long free ones go to anyone
         self.standing_by: str | None = None  # the process that holds our worker id, while it is not us
-        self.wake = asyncio.Event()  # a registry change or a regained seat: claim now, not at the next round
+        # A registry change or a regained seat: take back this id's own leases now, not at the next round (free
+        # cameras wait for it: workers starting together all get a chance at them).
+        self.wake = asyncio.Event()
         self.longest_renewal_gap_s = 0.0  # between two renewal rounds: how close the leases came to expiring
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -81,13 +83,18 @@ class CameraWorker:
         watcher = asyncio.create_task(self._follow_registry(registry))
         renewer = asyncio.create_task(self._renew_forever(stop))
         try:
+            next_round = time.monotonic()
             while not stop.is_set():
                 self.wake.clear()
                 await self._reap_crashed()
+                full_round = time.monotonic() >= next_round
                 if not self.standing_by:
-                    await self._claim_free()
+                    await self._claim_free(adopt_only=not full_round)
+                if full_round:
+                    next_round = time.monotonic() + self.claim_interval_s
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_first(stop.wait(), self.wake.wait()), self.claim_interval_s)
+                    await asyncio.wait_for(_first(stop.wait(), self.wake.wait()),
+                                           max(next_round - time.monotonic(), 0))
         finally:
             watcher.cancel()
             renewer.cancel()
@@ -161,11 +168,11 @@ class CameraWorker:
         log.error("%s worker id %s is in use by another process (%s): this one holds no camera until that one "
                   "stops; give each process its own [leases] worker_id", self.role, self.worker_id, self.standing_by)
 
-    async def _claim_free(self) -> None:
+    async def _claim_free(self, adopt_only: bool) -> None:
         assert self.leases is not None
         mine = set(self.leases.held)
         if len(mine) >= self.max_cameras or set(self.registered) <= mine:
-            self.free_last_round = set()
+            self.free_since = {}
             return  # nothing this worker could take: spare the lookups
         owners, workers = await self.leases.snapshot()
         for camera in plan_adoptions(set(self.registered), owners, mine, self.worker_id, self.max_cameras):
@@ -174,10 +181,15 @@ class CameraWorker:
                 log.info("took back camera %s from an earlier process of %s (fencing token %d)", camera,
                          self.worker_id, lease.token)
                 self._start(self.registered[camera], lease)
+        if adopt_only:
+            return
         mine = set(self.leases.held)
-        candidates = plan_claims(set(self.registered), owners, mine, self.max_cameras, max(workers, 1),
-                                 self.free_last_round)
-        self.free_last_round = set(self.registered) - set(owners) - mine
+        # Free for a whole claim interval, not merely since the last round (rounds also run on a registry change):
+        # the workers whose fair share it is had their chance.
+        now = time.monotonic()
+        self.free_since = {c: self.free_since.get(c, now) for c in set(self.registered) - set(owners) - mine}
+        long_free = {c for c, since in self.free_since.items() if now - since >= self.claim_interval_s}
+        candidates = plan_claims(set(self.registered), owners, mine, self.max_cameras, max(workers, 1), long_free)
         if not candidates:
             return
         await asyncio.sleep(claim_delay(len(mine), self.max_cameras, self.claim_interval_s))
