@@ -1,6 +1,7 @@
 """The one definition of every message, subject, stream and bucket Spectare uses."""
 
 from .camerastatus import CAMERA_STATES, ERROR_KINDS, CameraState, CameraStatus, ErrorKind
+from .events import CHANGES, EVENT_TYPES, ObjectEvent
 from .messages import (
     ApiSession,
     ApiToken,
@@ -27,6 +28,7 @@ from .msgids import (
     StreamInfoId,
     camera_of,
     detection_id,
+    event_id,
     gap_id,
     keyframe_id,
     packets_id,
@@ -39,11 +41,22 @@ from .msgids import (
     segment_id,
     stream_info_id,
 )
-from .names import Names, ParsedSubject, SubjectKind, camera_name, label_token, live_mark_camera, live_mark_key
+from .names import (
+    Names,
+    ParsedSubject,
+    SubjectKind,
+    camera_name,
+    label_token,
+    live_mark_camera,
+    live_mark_key,
+    object_token,
+)
 
 __all__ = [
     "CAMERA_STATES",
+    "CHANGES",
     "ERROR_KINDS",
+    "EVENT_TYPES",
     "ApiSession",
     "ApiToken",
     "AudioTrack",
@@ -59,6 +72,7 @@ __all__ = [
     "KeyframeId",
     "Message",
     "MotionState",
+    "ObjectEvent",
     "Names",
     "Packet",
     "PacketGroup",
@@ -74,11 +88,13 @@ __all__ = [
     "camera_of",
     "decode_one_of",
     "detection_id",
+    "event_id",
     "gap_id",
     "keyframe_id",
     "label_token",
     "live_mark_camera",
     "live_mark_key",
+    "object_token",
     "packets_id",
     "parse_detection_id",
     "parse_gap_id",

@@ -10,6 +10,7 @@ formats must stay byte-identical across releases (the streams hold ids written b
 - `segment_id` / SegmentId, segmenter, `footage.<cam>` (Segment): `<cam>:<session>:<first_seq>`
 - `gap_id` / GapId, segmenter, `footage.<cam>` (Gap): `<cam>:gap:<start>:<end or open>`
 - `detection_id` / DetectionId, detector, `detections.<cam>.<label>`: `<cam>:<session>:<seq>:<index>`
+- `event_id`, detector's tracker, `events.<cam>.<label>` (ObjectEvent): `<cam>:<object id>:<seq>`
 
 Each `<kind>_id(...)` builds the string; `parse_<kind>_id(msg_id)` gives back its parts as the typed value (whose
 `str()` is the id again).
@@ -35,7 +36,7 @@ import re
 from dataclasses import dataclass
 
 from .names import _TOKEN as _CAMERA
-from .names import camera_name
+from .names import camera_name, object_token
 
 _NUMBER = re.compile(r"0|[1-9][0-9]*")
 _TIME = re.compile(r"-?[0-9]+\.[0-9]{6}")
@@ -151,6 +152,12 @@ def gap_id(camera: str, start: float, end: float | None) -> str:
 def detection_id(camera: str, session: str, seq: int, index: int) -> str:
     """Msg-Id of a Detection: `<cam>:<session>:<seq>:<index>`, the index-th reported finding of keyframe seq."""
     return f"{_prefix(camera, session)}{_number(seq, 'seq')}:{_number(index, 'index')}"
+
+
+def event_id(camera: str, object_id: str, seq: int) -> str:
+    """Msg-Id of an ObjectEvent: `<cam>:<object id>:<seq>`, the seq-th message of one tracked object."""
+    camera_name(camera)
+    return f"{camera}:{object_token(object_id)}:{_number(seq, 'seq')}"
 
 
 def _prefix(camera: str, session: str) -> str:

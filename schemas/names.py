@@ -31,12 +31,20 @@ def label_token(label: str) -> str:
     return token
 
 
+def object_token(value: str) -> str:
+    """A tracked object's id as it travels in subjects and Msg-Ids (`[a-z0-9][a-z0-9_-]{0,62}`)."""
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+        raise InvalidName(f"invalid object id {value!r}: use {TOKEN_RULE}")
+    return value
+
+
 class SubjectKind(StrEnum):
     INFO = "info"
     PACKETS = "packets"
     KEYFRAMES = "keyframes"
     FOOTAGE = "footage"
     DETECTIONS = "detections"
+    EVENTS = "events"
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,10 @@ class Names:
     def detections(self, camera: str, label: str = "*") -> str:
         return self._subject("detections", _cam_or_wildcard(camera), "*" if label == "*" else label_token(label))
 
+    def events(self, camera: str, label: str = "*") -> str:
+        """Tracked-object events (`schemas.events.ObjectEvent`) of a camera and label."""
+        return self._subject("events", _cam_or_wildcard(camera), "*" if label == "*" else label_token(label))
+
     def index(self, endpoint: str) -> str:
         """Subject of one endpoint of the indexer's query service (`index.search`, `index.sql`, ...)."""
         if not _TOKEN.fullmatch(endpoint):
@@ -106,6 +118,8 @@ class Names:
                 return ParsedSubject(SubjectKind.FOOTAGE, camera_name(cam))
             case ["detections", cam, label]:
                 return ParsedSubject(SubjectKind.DETECTIONS, camera_name(cam), label_token(label))
+            case ["events", cam, label]:
+                return ParsedSubject(SubjectKind.EVENTS, camera_name(cam), label_token(label))
         raise InvalidName(f"subject {subject!r} is not a Spectare subject")
 
     # JetStream streams and KV buckets.
@@ -124,6 +138,10 @@ class Names:
     @property
     def detections_stream(self) -> str:
         return self._upper("DETECTIONS")
+
+    @property
+    def events_stream(self) -> str:
+        return self._upper("EVENTS")
 
     @property
     def cameras_bucket(self) -> str:

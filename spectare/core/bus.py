@@ -138,7 +138,14 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             name=names.detections_stream,
             subjects=[names.detections("*", "*")],
             max_age=float(limits.detections_max_age_s),
-            description="detections, per camera and label: what alert consumers subscribe to",
+            description="detections, per camera and label: every finding on every keyframe",
+        ),
+        dataclasses.replace(
+            common,
+            name=names.events_stream,
+            subjects=[names.events("*", "*")],
+            max_age=float(limits.detections_max_age_s),
+            description="tracked-object events (new, update, end), per camera and label: what alerts subscribe to",
         ),
     ]
 
