@@ -34,6 +34,7 @@ from spectare.schemas import (
 from .failures import failure_kind
 from .media import Source, SourceEnded, SourceInfo
 from .publisher import OrderedPublisher, PublishFailed
+from .reorder import DecodeTimes, ReorderDepthExceeded, declared_depth
 from .rtp import UnsupportedStream
 from .rtsp import RtspSource
 from .settings import IngestSettings
@@ -61,6 +62,7 @@ class CameraIngest:
         self.counters = counters
         self.live = live or LiveMarks()
         self.ffmpeg_reason: str | None = None  # why Spectare's RTSP client handed this camera to FFmpeg
+        self.reorder_depth: int | None = None  # B-frame reorder depth measured beyond what the stream declares
 
     @property
     def camera(self) -> str:
@@ -103,6 +105,8 @@ class CameraIngest:
                 await self._stream(source, session)
             except (SourceEnded, PublishFailed) as exc:
                 self.counters["sessions_ended"] += 1
+                if isinstance(exc, ReorderDepthExceeded):
+                    self.reorder_depth = exc.needed
                 log.warning("camera %s: session %s ended: %s; reconnecting", self.camera, session, redact(str(exc)))
                 status.failed(f"session ended: {exc}", failure_kind(exc))
             except UnsupportedStream as exc:
@@ -152,7 +156,8 @@ class CameraIngest:
             info_sent, info_repeats = time.monotonic(), 0
             log.info("camera %s: session %s from %s: %s %dx%d %s fps", cam, session, redact(self.config.url),
                      info.codec, info.width, info.height, f"{info.fps:.2f}" if info.fps else "?")
-            clock = SessionClock(info.time_base, _frame_duration(info))
+            depth = self.reorder_depth if self.reorder_depth is not None else declared_depth(info.codec, info.extradata)
+            clock = SessionClock(info.time_base, _frame_duration(info), DecodeTimes(depth, _frame_duration(info)).push)
             packets_subject, keyframes_subject = self.names.packets(cam), self.names.keyframes(cam)
             group = _Group(cam, session, self.ingest.group_max_s, self.ingest.group_max_bytes)
             seq = 0

@@ -27,6 +27,9 @@ class Geometry:
     width: int
     height: int
     fps: float | None  # from the VUI timing info, when the camera states it
+    # Most frames that may precede a frame in decode order and follow it in output order (H.264 VUI
+    # max_num_reorder_frames, H.265 sps_max_num_reorder_pics); None when the SPS does not say.
+    reorder_depth: int | None = None
 
 
 def nal_type(codec: str, nal: bytes | memoryview) -> int:
@@ -147,7 +150,13 @@ def _h264_geometry(r: _BitReader) -> Geometry:
     unit_y = (1 if chroma == 0 else sub_h) * (2 - frame_mbs_only)
     width = width_mbs * 16 - unit_x * (crop[0] + crop[1])
     height = (2 - frame_mbs_only) * height_units * 16 - unit_y * (crop[2] + crop[3])
-    return Geometry(width, height, _h264_vui_fps(r) if r.u(1) else None)
+    # Without a VUI that says otherwise: no reordering where the profile has no B slices (Baseline) or the
+    # picture order is the decode order (POC type 2), else unknown.
+    inherent = 0 if profile == 66 or poc_type == 2 else None
+    if not r.u(1):  # vui_parameters_present
+        return Geometry(width, height, None, inherent)
+    fps, declared = _h264_vui(r)
+    return Geometry(width, height, fps, declared if declared is not None else inherent)
 
 
 def _skip_scaling_list(r: _BitReader, size: int) -> None:
@@ -158,7 +167,9 @@ def _skip_scaling_list(r: _BitReader, size: int) -> None:
         last = nxt or last
 
 
-def _h264_vui_fps(r: _BitReader) -> float | None:
+def _h264_vui(r: _BitReader) -> tuple[float | None, int | None]:
+    """(frame rate, max_num_reorder_frames) of a VUI, either None when it is not stated. A VUI cut short after
+    the timing info leaves the reorder depth unknown rather than failing the SPS: cameras get this part wrong."""
     if r.u(1) and r.u(8) == 255:  # aspect_ratio_info: extended SAR
         r.u(32)
     if r.u(1):  # overscan_info_present
@@ -169,10 +180,39 @@ def _h264_vui_fps(r: _BitReader) -> float | None:
             r.u(24)
     if r.u(1):  # chroma_loc_info_present
         r.ue(), r.ue()
-    if not r.u(1):  # timing_info_present
+    fps = None
+    if r.u(1):  # timing_info_present
+        units, scale = r.u(32), r.u(32)
+        fps = scale / (2 * units) if units and scale else None
+        r.u(1)  # fixed_frame_rate
+    try:
+        return fps, _h264_reorder_depth(r)
+    except IndexError:
+        return fps, None
+
+
+def _h264_reorder_depth(r: _BitReader) -> int | None:
+    nal_hrd = r.u(1) and _skip_hrd(r)
+    vcl_hrd = r.u(1) and _skip_hrd(r)
+    if nal_hrd or vcl_hrd:
+        r.u(1)  # low_delay_hrd
+    r.u(1)  # pic_struct_present
+    if not r.u(1):  # bitstream_restriction
         return None
-    units, scale = r.u(32), r.u(32)
-    return scale / (2 * units) if units and scale else None
+    r.u(1)  # motion_vectors_over_pic_boundaries
+    for _ in range(4):  # max_bytes_per_pic_denom, max_bits_per_mb_denom, log2_max_mv_length_h/v
+        r.ue()
+    return r.ue()  # max_num_reorder_frames
+
+
+def _skip_hrd(r: _BitReader) -> bool:
+    """Skip hrd_parameters() (H.264 E.1.2); True, for `present and skipped`."""
+    count = r.ue() + 1
+    r.u(8)  # bit_rate_scale, cpb_size_scale
+    for _ in range(count):
+        r.ue(), r.ue(), r.u(1)
+    r.u(20)  # four 5-bit delay/offset lengths
+    return True
 
 
 def _h265_geometry(r: _BitReader) -> Geometry:
@@ -199,4 +239,11 @@ def _h265_geometry(r: _BitReader) -> Geometry:
         left, right, top, bottom = r.ue(), r.ue(), r.ue(), r.ue()
         width -= sub_w * (left + right)
         height -= sub_h * (top + bottom)
-    return Geometry(width, height, None)
+    r.ue(), r.ue(), r.ue()  # bit depths, log2_max_pic_order_cnt_lsb
+    # sub-layer ordering info: for every sub-layer, or only the highest; the highest's applies to the whole stream
+    reorder = 0
+    for _ in range(sub_layers + 1 if r.u(1) else 1):
+        r.ue()  # max_dec_pic_buffering
+        reorder = r.ue()  # max_num_reorder_pics
+        r.ue()  # max_latency_increase
+    return Geometry(width, height, None, reorder)

@@ -6,8 +6,9 @@ RTP packet with its own system calls and wake-ups (hundreds per second per camer
 own. This client reads the socket at most every `read_interval_s`, taking whatever arrived in one go,
 and splits it in Python at about a microsecond per RTP packet: measured here it costs a fraction of
 FFmpeg's CPU for the same stream (bench/results/recording.md). What it does not read (a codec other
-than H.264/H.265, H.264 interleaved packetization, H.265 with DONL, reordered timestamps from
-B-frames) raises `UnsupportedStream`, and ingest reads that camera with FFmpeg instead.
+than H.264/H.265, H.264 interleaved packetization, H.265 with DONL) raises `UnsupportedStream`, and
+ingest reads that camera with FFmpeg instead. It hands out each access unit with its RTP timestamp as
+pts; decode times (B-frames) are derived by ingest's `reorder.DecodeTimes`, as for FFmpeg's packets.
 """
 
 import asyncio
@@ -294,7 +295,6 @@ class RtspSource:
         self._last_read = 0.0
         self._last_packet = time.monotonic()
         self._last_keepalive = time.monotonic()
-        self._last_timestamp: int | None = None
 
     @classmethod
     async def open(cls, url: str, open_timeout_s: float, read_timeout_s: float,
@@ -405,13 +405,8 @@ class RtspSource:
         pending = self.reader.depacketizer.pending
         if pending:
             self._last_packet = now
-            last = self._last_timestamp
-            for unit in pending:
-                if last is not None and unit.timestamp < last:
-                    raise UnsupportedStream("reordered RTP timestamps (B-frames)")
-                last = unit.timestamp
-                self._ready.append(RawPacket(unit.timestamp, unit.timestamp, 0, unit.keyframe, unit.data, received))
-            self._last_timestamp = last
+            for unit in pending:  # in decode order; pts only: B-frames' decode times are derived downstream
+                self._ready.append(RawPacket(unit.timestamp, None, 0, unit.keyframe, unit.data, received))
             pending.clear()
         elif now - self._last_packet > self.read_timeout_s:
             raise SourceEnded(f"no video for {self.read_timeout_s:g}s")

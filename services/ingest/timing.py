@@ -1,11 +1,13 @@
-"""Timestamps for one session: complete missing pts/dts and anchor wall-clock time (pure, no I/O).
+"""Timestamps for one session: wall-clock time for the video packets (pure, no I/O).
 
-RTSP's first packet often has no pts; a later one may repeat a dts. Packets without pts wait until
-a timed packet arrives and are then stamped backwards from it by their durations. Wall-clock time is
-anchored once, at the receipt of the first timed video packet, and advanced by pts from there, so
-consecutive chunks are exactly back to back whatever the network jitter.
+Decode times, and presentation times the camera did not give (RTSP's first packets through FFmpeg), come from
+`reorder.DecodeTimes`, the same way whichever client read the camera: derived from the presentation times and
+the stream's reorder depth (B-frames), never forced. Wall-clock time is anchored once, at the receipt of the
+packet that released the session's first packets, and advanced by pts from there, so consecutive chunks are
+exactly back to back whatever the network jitter.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -33,48 +35,27 @@ class TimedPacket:
 
 
 class SessionClock:
-    """Stamps the video packets of one session."""
+    """Stamps the video packets of one session. `decode_times` (a `reorder.DecodeTimes().push`) gives packets
+    back with pts and dts, in decode order, possibly later (an opening window held back)."""
 
-    def __init__(self, time_base: Fraction, default_duration: int) -> None:
+    def __init__(self, time_base: Fraction, default_duration: int,
+                 decode_times: Callable[[RawPacket], list[RawPacket]]) -> None:
         self.time_base = time_base
         self.default_duration = max(default_duration, 1)
-        self.anchor: tuple[float, int] | None = None  # (wall seconds, pts) of the first timed packet
-        self.waiting: list[RawPacket] = []
-        self.last_dts: int | None = None
-        self.last_pts: int | None = None
+        self.decode_times = decode_times
+        self.anchor: tuple[float, int] | None = None  # (wall seconds, pts) the session's wall time follows
 
     def push(self, raw: RawPacket) -> list[TimedPacket]:
-        """Timed packets ready to publish, in order (possibly none while waiting for a pts)."""
-        pts = raw.pts if raw.pts is not None else raw.dts
-        if pts is None and self.last_pts is not None:
-            pts = self.last_pts + self._duration(raw)
-        if pts is None:
-            self.waiting.append(raw)
-            return []
-        if self.anchor is None:
-            self.anchor = (raw.received, pts)
-        out: list[TimedPacket] = []
-        if self.waiting:
-            # Stamp the waiting packets backwards from this one.
-            stamps, at = [], pts
-            for early in reversed(self.waiting):
-                at -= self._duration(early)
-                stamps.append(at)
-            for early, early_pts in zip(self.waiting, reversed(stamps), strict=True):
-                out.append(self._stamp(early, early_pts, early_pts))
-            self.waiting.clear()
-        out.append(self._stamp(raw, pts, raw.dts if raw.dts is not None else pts))
-        return out
+        """Timed packets ready to publish, in order (possibly none while the opening window is held back)."""
+        ready = self.decode_times(raw)
+        if ready and self.anchor is None:
+            last = ready[-1]  # the packet that released the window: the latest receipt
+            assert last.pts is not None
+            self.anchor = (last.received, last.pts)
+        return [self._stamp(p) for p in ready]
 
-    def _duration(self, raw: RawPacket) -> int:
-        return raw.duration if raw.duration > 0 else self.default_duration
-
-    def _stamp(self, raw: RawPacket, pts: int, dts: int) -> TimedPacket:
-        if self.last_dts is not None and dts <= self.last_dts:
-            dts = self.last_dts + 1  # muxers refuse non-increasing dts
-        pts = max(pts, dts)
-        self.last_dts, self.last_pts = dts, pts
-        assert self.anchor is not None
+    def _stamp(self, raw: RawPacket) -> TimedPacket:
+        assert raw.pts is not None and raw.dts is not None and self.anchor is not None
         wall, anchor_pts = self.anchor
-        return TimedPacket(pts, dts, self._duration(raw), raw.keyframe, raw.data,
-                           wall + float((pts - anchor_pts) * self.time_base))
+        return TimedPacket(raw.pts, raw.dts, raw.duration if raw.duration > 0 else self.default_duration,
+                           raw.keyframe, raw.data, wall + float((raw.pts - anchor_pts) * self.time_base))
