@@ -10,11 +10,12 @@ that older consumers cannot ignore bumps `VERSION`.
 from typing import Annotated, ClassVar, Literal, Self, TypeVar
 
 import msgpack
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from spectare.core.errors import SchemaError
 
 from .names import camera_name, label_token
+from .zones import Mask, Zone
 
 Camera = Annotated[str, Field(description="camera name (a subject token)")]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -311,6 +312,43 @@ class CameraConfig(Message):
     )
     created_at: float = 0.0
     updated_at: float = 0.0
+    zones: tuple[Zone, ...] = Field(
+        default=(), description="named polygons tagging the events of objects standing in them (`entered_zones`)")
+    masks: tuple[Mask, ...] = Field(
+        default=(), description="named polygons whose findings are dropped (and, with `motion`, their motion)")
+    required_zones: tuple[str, ...] = Field(
+        default=(), description="zones an object must enter before its `new` event; empty: anywhere")
+    min_hits: Annotated[int, Field(ge=1, le=30)] | None = Field(
+        default=None, description="keyframes an object must be seen on before its `new` event; None: detector's")
+    end_after_s: Annotated[float, Field(ge=1, le=3600)] | None = Field(
+        default=None, description="seconds unseen before an object's `end` event; None: the detector's default")
+    stationary_after_s: Annotated[float, Field(ge=1, le=86_400)] | None = Field(
+        default=None, description="seconds without moving before an object is stationary; None: detector's")
+
+    # Written only when set, so a camera without them encodes byte for byte as before they existed.
+    OMITTED_WHEN_UNSET: ClassVar[tuple[str, ...]] = (
+        "zones", "masks", "required_zones", "min_hits", "end_after_s", "stationary_after_s")
+
+    def encode(self) -> bytes:
+        body = self.model_dump(mode="python")
+        for name in self.OMITTED_WHEN_UNSET:
+            if body[name] == type(self).model_fields[name].default:
+                del body[name]
+        return msgpack.packb({"kind": self.KIND, "v": self.VERSION, **body}, use_bin_type=True)
+
+    @model_validator(mode="after")
+    def _zone_names(self) -> Self:
+        for what, polygons in (("zone", self.zones), ("mask", self.masks)):
+            names = [p.name for p in polygons]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"{what} names must be unique; {', '.join(twice)} given twice")
+        known = {z.name for z in self.zones}
+        unknown = [z for z in self.required_zones if z not in known]
+        if unknown:
+            raise ValueError(f"required zone(s) {', '.join(unknown)} not among the camera's zones "
+                             f"({', '.join(sorted(known)) or 'none'})")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -321,6 +359,11 @@ class CameraConfig(Message):
     @classmethod
     def _label_tokens(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         return None if value is None else tuple(label_token(label) for label in value)
+
+    @field_validator("required_zones")
+    @classmethod
+    def _zone_tokens(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(label_token(zone) for zone in value)
 
     @field_validator("url")
     @classmethod

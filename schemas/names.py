@@ -156,6 +156,11 @@ class Names:
         return self._lower("motion")
 
     @property
+    def tracks_bucket(self) -> str:
+        """The detector's tracker state per camera (`TrackerState` by camera name), shared by its replicas."""
+        return self._lower("tracks")
+
+    @property
     def status_bucket(self) -> str:
         """What ingest reports of each camera it holds (`CameraStatus` by camera name)."""
         return self._lower("camera_status")

@@ -11,6 +11,7 @@ camera has the gate switched off always pass. The previous picture is shared by 
 from dataclasses import dataclass
 from enum import StrEnum
 
+import cv2
 import numpy as np
 
 from spectare.schemas import MotionState
@@ -61,3 +62,15 @@ def judge(previous: MotionState | None, current: np.ndarray | None, threshold: f
 def newer(state: MotionState, than: MotionState | None) -> bool:
     """Whether `state` is of a later keyframe than `than` (replicas may finish out of order)."""
     return than is None or (state.wall_time, state.seq) > (than.wall_time, than.seq)
+
+
+def hide(thumb: np.ndarray, polygons: list[tuple[tuple[float, float], ...]]) -> np.ndarray:
+    """The thumbnail with the polygons (normalised corners) painted black: motion there never passes the gate."""
+    if not polygons:
+        return thumb
+    height, width = thumb.shape[:2]
+    corners = [np.array([(round(x * (width - 1)), round(y * (height - 1))) for x, y in p], dtype=np.int32)
+               for p in polygons]
+    hidden = thumb.copy()
+    cv2.fillPoly(hidden, corners, 0)
+    return hidden

@@ -42,12 +42,14 @@ from spectare.media.frames import UndecodableKeyframe, decode_keyframe, thumbnai
 from spectare.schemas import CameraConfig, Detection, Keyframe, MotionState, camera_of
 from spectare.schemas.keys import snapshot_key
 
-from .gate import THUMB_WIDTH, GateResult, judge, newer
+from .gate import THUMB_WIDTH, GateResult, hide, judge, newer
 from .models import Found, ObjectDetector
 from .motion import MotionStore
 from .policy import CameraPolicy, camera_policy, detection_msg_id, reported
 from .settings import DetectorSettings
 from .snapshot import render
+from .tracker import Finding, Frame
+from .tracking import Tracking, TrackStore
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,8 @@ METRICS = {
     "inferred": "keyframes run through the model",
     "detections": "detections published",
     "duplicates": "detections JetStream already had (a re-run after a crash)",
+    "events": "tracked-object events published (new, update, end)",
+    "event_duplicates": "events JetStream already had (sent again after a replica died)",
     "snapshots": "snapshot JPEGs stored",
     "garbage": "undecodable messages terminated",
     "undecodable": "keyframes that did not decode (terminated)",
@@ -80,6 +84,8 @@ class DetectorStats:
     inferred: int = 0  # keyframes run through the model
     detections: int = 0
     duplicates: int = 0  # detections JetStream already had (a re-run after a crash)
+    events: int = 0
+    event_duplicates: int = 0
     snapshots: int = 0
     garbage: int = 0
     undecodable: int = 0
@@ -105,6 +111,7 @@ class Job:
     thumb: np.ndarray | None = None
     gate: GateResult | None = None
     found: list[Found] = field(default_factory=list)
+    snapshot_key: str | None = None
 
     @property
     def picture(self) -> np.ndarray:
@@ -119,8 +126,9 @@ class Pipeline:
     batch at a time). `camera` looks a camera's registry entry up (None: not registered)."""
 
     def __init__(self, settings: Settings, det: DetectorSettings, model: ObjectDetector, js: JetStreamContext,
-                 s3: Minio, motion: MotionStore, camera: Callable[[str], Awaitable[CameraConfig | None]],
-                 in_flight: InFlight, stats: DetectorStats) -> None:
+                 s3: Minio, motion: MotionStore, tracks: TrackStore,
+                 camera: Callable[[str], Awaitable[CameraConfig | None]], in_flight: InFlight,
+                 stats: DetectorStats) -> None:
         self.settings = settings
         self.det = det
         self.model = model
@@ -135,6 +143,7 @@ class Pipeline:
         self.s3_outage = Outage("snapshot uploads to S3")
         self.nats_outage = Outage("detection publishing on NATS")
         self.model_lock = asyncio.Lock()
+        self.tracking = Tracking(tracks, self.names, self._publish_event)
 
     async def handle(self, msgs: list[Msg]) -> None:
         """Take one batch through steps 1-6; every message in it is settled on the way (or, when this raises,
@@ -167,15 +176,21 @@ class Pipeline:
         jobs = await self._gate([j for j in jobs if j.image is not None])
         if not jobs:
             return
-        min_score = min(job.policy.min_score for job in jobs)
-        async with self.model_lock:  # models are not thread-safe: one batch at a time in the model
-            began = time.perf_counter()
-            results = await asyncio.to_thread(self.model.detect, [job.picture for job in jobs], min_score)
-            self.stats.model_seconds += time.perf_counter() - began
-        self.stats.inferred += len(jobs)
-        for job, found in zip(jobs, results, strict=True):
+        inferred = [job for job in jobs if job.gate is not None and job.gate.verdict.passes]
+        results: list[list[Found]] = []
+        if inferred:
+            min_score = min(job.policy.min_score for job in inferred)
+            async with self.model_lock:  # models are not thread-safe: one batch at a time in the model
+                began = time.perf_counter()
+                results = await asyncio.to_thread(self.model.detect, [job.picture for job in inferred], min_score)
+                self.stats.model_seconds += time.perf_counter() - began
+        self.stats.inferred += len(inferred)
+        for job, found in zip(inferred, results, strict=True):
             job.found = reported(found, job.policy)
-        await asyncio.gather(*(self._report(job) for job in jobs))
+        await asyncio.gather(*(self._report(job) for job in inferred))
+        await self._track(jobs)
+        for job in jobs:
+            await self._settle(job.msg)
 
     def _decode_pictures(self, jobs: list[Job]) -> None:
         for job in jobs:
@@ -188,15 +203,16 @@ class Pipeline:
                 continue
             job.image = to_bgr(frame)
             if job.policy.motion_gate:
-                job.thumb = thumbnail(frame, THUMB_WIDTH)
+                job.thumb = hide(thumbnail(frame, THUMB_WIDTH), [m.points for m in job.policy.masks if m.motion])
 
     async def _gate(self, jobs: list[Job]) -> list[Job]:
-        """The jobs that pass the motion gate; the still ones are acked. Each camera's keyframes are judged
-        in time order against the picture before them, and the last one's picture is stored for the next."""
+        """Every job with its gate verdict (the still ones skip the model, not the tracker). Each camera's
+        keyframes are judged in time order against the picture before them, and the last one's picture is
+        stored for the next."""
         by_camera: dict[str, list[Job]] = defaultdict(list)
         for job in jobs:
             by_camera[job.keyframe.camera].append(job)
-        passing: list[Job] = []
+        judged: list[Job] = []
         for camera, camera_jobs in by_camera.items():
             camera_jobs.sort(key=lambda j: (j.keyframe.wall_time, j.keyframe.seq))
             gated = [j for j in camera_jobs if j.thumb is not None]
@@ -211,20 +227,28 @@ class Pipeline:
                                           pixels=job.thumb.tobytes())
                     if newer(current, previous):
                         previous = current
-                if job.gate.verdict.passes:
-                    passing.append(job)
-                else:
+                if not job.gate.verdict.passes:
                     self.stats.still += 1
-                    await self._settle(job.msg)
+                judged.append(job)
             if previous is not None and previous is not stored:
                 await self.motion.save(previous, revision)
-        return passing
+        return judged
+
+    async def _track(self, jobs: list[Job]) -> None:
+        """Each camera's keyframes through its tracker, in time order: a still keyframe (gate) shows the objects
+        where they were; its events are published before the keyframes are acked."""
+        by_camera: dict[str, list[Job]] = defaultdict(list)
+        for job in jobs:
+            by_camera[job.keyframe.camera].append(job)
+        for camera, camera_jobs in by_camera.items():
+            frames = [frame_of(job) for job in camera_jobs]
+            await self.tracking.track(camera, frames, camera_jobs[-1].policy.rules)
 
     async def _report(self, job: Job) -> None:
         kf = job.keyframe
         key = None
         if job.found:
-            key = snapshot_key(kf.camera, kf.wall_time, kf.session, kf.seq)
+            key = job.snapshot_key = snapshot_key(kf.camera, kf.wall_time, kf.session, kf.seq)
             jpeg = await asyncio.to_thread(render, job.picture, job.found, self.det.snapshot_max_width,
                                            self.det.snapshot_quality)
             await self._upload(kf.camera, key, jpeg)
@@ -236,7 +260,6 @@ class Pipeline:
             await self._publish(self.names.detections(kf.camera, found.label), detection.encode(),
                                 detection_msg_id(kf.camera, kf.session, kf.seq, index))
         LATENCY.observe(max(0.0, time.time() - kf.wall_time))
-        await self._settle(job.msg)
 
     # -- I/O with retries ---------------------------------------------------------------------------
 
@@ -252,13 +275,21 @@ class Pipeline:
 
         await retry_until_done(lambda: asyncio.to_thread(put), self.s3_outage, camera, self._backoff(), failed)
 
-    async def _publish(self, subject: str, payload: bytes, msg_id: str) -> None:
+    async def _publish_event(self, subject: str, payload: bytes, msg_id: str) -> None:
+        await self._publish(subject, payload, msg_id, event=True)
+
+    async def _publish(self, subject: str, payload: bytes, msg_id: str, event: bool = False) -> None:
         js = self.js
 
         async def publish() -> None:
             ack = await js.publish(subject, payload, timeout=self.det.publish_timeout_s,
                                    headers={"Nats-Msg-Id": msg_id})
-            if ack.duplicate:
+            if event:
+                if ack.duplicate:
+                    self.stats.event_duplicates += 1
+                else:
+                    self.stats.events += 1
+            elif ack.duplicate:
                 self.stats.duplicates += 1
             else:
                 self.stats.detections += 1
@@ -278,3 +309,11 @@ class Pipeline:
 
     def _backoff(self) -> Backoff:
         return Backoff(0.2, 5.0)
+
+
+def frame_of(job: Job) -> Frame:
+    """What the tracker sees of a keyframe: its reported findings, or None when the gate found it still."""
+    kf = job.keyframe
+    still = job.gate is not None and not job.gate.verdict.passes
+    findings = None if still else tuple(Finding(f.label, f.score, f.box) for f in job.found)
+    return Frame(time=kf.wall_time, session=kf.session, seq=kf.seq, findings=findings, snapshot_key=job.snapshot_key)

@@ -35,7 +35,9 @@ from spectare.schemas import CameraConfig, Names
 from .models import ObjectDetector, load_detector
 from .motion import MotionStore
 from .pipeline import METRICS, DetectorStats, Pipeline
+from .policy import tracking_rules
 from .settings import DetectorSettings
+from .tracking import TrackStore
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,8 @@ class Detector:
         js = self.ctx.js
         self.registry = await CameraRegistry.open(js, self.ctx.settings)
         motion = await MotionStore.open(js, self.ctx.settings)
-        pipeline = Pipeline(self.ctx.settings, self.det, self.model, js, self.s3, motion, self._camera,
+        tracks = await TrackStore.open(js, self.ctx.settings.names)
+        pipeline = Pipeline(self.ctx.settings, self.det, self.model, js, self.s3, motion, tracks, self._camera,
                             self.in_flight, self.stats)
         self.cameras = {c.name: c for c in await self.registry.list()}
         try:
@@ -73,6 +76,7 @@ class Detector:
         register_stats("detector", lambda: {"": vars(self.stats)}, METRICS, label=None)
         stream = self.ctx.settings.names.keyframes_stream
         lag = asyncio.create_task(ConsumerLag(js, lambda: [(stream, CONSUMER)]).run(self.ctx.stop))
+        ends = asyncio.create_task(self._end_timer(pipeline), name="detector-end-timer")
         # Batches overlap (one decodes and draws while another is in the model), up to concurrent_batches.
         slots = asyncio.Semaphore(self.det.concurrent_batches)
         batches: set[asyncio.Task] = set()
@@ -98,6 +102,7 @@ class Detector:
                 await asyncio.wait(batches, timeout=self.det.ack_wait_s)
             watcher.cancel()
             lag.cancel()
+            ends.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             # Messages a cancelled fetch left in the subscription's queue would hold up the connection's drain.
@@ -112,6 +117,17 @@ class Detector:
             log.exception("batch of %d keyframes failed; they will be redelivered", len(msgs))
         finally:
             slots.release()
+
+    async def _end_timer(self, pipeline: Pipeline) -> None:
+        """Objects of cameras that send no keyframes (stopped, unreachable, detection switched off) still end."""
+        while not self.ctx.stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.ctx.stop.wait(), self.det.end_check_s)
+            try:
+                await pipeline.tracking.expire_all(
+                    time.time(), lambda camera: tracking_rules(self.cameras.get(camera), self.det))
+            except Exception as exc:  # NATS away, or a bug: said once, tried again next round
+                self.log_once.warning("end-timer", "end timer failed (%s: %s); trying again", type(exc).__name__, exc)
 
     async def _follow_registry(self) -> None:
         assert self.registry is not None

@@ -76,6 +76,27 @@ class DetectorSettings(SectionSettings):
         default=15.0, description="longest one snapshot upload may take before it is retried"
     )
 
+    min_hits: Annotated[int, Field(ge=1, le=30)] = Field(
+        default=2, description="keyframes an object must be seen on before its `new` event (a camera may set its own)"
+    )
+    end_after_s: Annotated[float, Field(ge=1, le=3600)] = Field(
+        default=10.0, description="seconds an object may go unseen before its `end` event (a camera may set its own)"
+    )
+    stationary_after_s: Annotated[float, Field(ge=1, le=86_400)] = Field(
+        default=30.0, description="seconds an object's box centre must stay put for it to be stationary (a camera "
+        "may set its own); a stationary object sends nothing more until it moves or leaves"
+    )
+    track_max_jump: Annotated[float, Field(gt=0, le=20)] = Field(
+        default=2.0, description="how far an object may land from where its motion predicted it, in box diagonals "
+        "per second since it was last seen, and still be the same object"
+    )
+    snapshot_margin: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.1, description="score an object's finding must beat its best snapshot's by for a new snapshot"
+    )
+    end_check_s: Annotated[float, Field(ge=0.2, le=60)] = Field(
+        default=2.0, description="how often objects of cameras that sent no keyframe are checked for their end"
+    )
+
     @field_validator("labels")
     @classmethod
     def _label_tokens(cls, value: tuple[str, ...]) -> tuple[str, ...]:

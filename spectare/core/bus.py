@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # a 4K keyframe fits; the local server's max_payload matches
 MOTION_STATE_TTL_S = 600.0  # a camera silent this long starts afresh: its next keyframe passes the gate
+TRACKER_STATE_TTL_S = 86_400.0  # a camera silent a day forgets its objects (the end timer ended them long before)
 # Ingest rewrites each camera's status well within this; a dead worker's records age out (spectare.core.camerastatus).
 CAMERA_STATUS_TTL_S = 120.0
 LIVE_MARK_TTL_S = 30.0  # spectare.core.live: a live mark not put again within this no longer counts
@@ -174,6 +175,14 @@ def kv_configs(settings: Settings) -> list[KeyValueConfig]:
             history=1,
             ttl=MOTION_STATE_TTL_S,
             storage=StorageType.FILE,
+            replicas=settings.streams.replicas,
+        ),
+        KeyValueConfig(
+            bucket=names.tracks_bucket,
+            description="camera -> TrackerState: the objects the detector follows, shared by its replicas",
+            history=1,
+            ttl=TRACKER_STATE_TTL_S,
+            storage=StorageType.FILE,  # a restart continues every object instead of starting it over as new
             replicas=settings.streams.replicas,
         ),
         KeyValueConfig(

@@ -73,6 +73,7 @@ def cases() -> list[tuple[str, bytes, Any, str]]:
         VideoTrack,
     )
     from spectare.schemas import queries as q
+    from spectare.schemas.tracks import TrackedObject, TrackerState
 
     t0 = 1795845752.345  # 2026-11-28T00:02:32.345Z
     video = VideoTrack(codec="h264", width=1920, height=1080, time_base=(1, 90000),
@@ -126,6 +127,25 @@ def cases() -> list[tuple[str, bytes, Any, str]]:
                                    keep_event_days=30.0, max_gb=50.5, created_at=t0, updated_at=t0 + 1),
          "CameraConfig, value of the `cameras` KV bucket, every field set"),
         ("camera-v1-defaults", CameraConfig(name="gate", url="rtsp://192.0.2.11/"), "CameraConfig, defaults"),
+        ("camera-v1-zones", CameraConfig.create(
+            name="drive", url="rtsp://192.0.2.12/", created_at=t0, updated_at=t0,
+            zones=({"name": "drive", "points": ((0.1, 0.5), (0.4, 0.5), (0.4, 0.9))},),
+            masks=({"name": "tree", "points": ((0.8, 0.0), (1.0, 0.0), (1.0, 0.3)), "motion": True},),
+            required_zones=("drive",), min_hits=3, end_after_s=20.0, stationary_after_s=60.0),
+         "CameraConfig with zones, masks and tracking settings (written only when set)"),
+        ("tracker_state-v1", TrackerState(
+            camera="porch", time=t0 + 40, session="1a-0", seq=630,
+            objects=(TrackedObject(object_id="1795845752345-0", label="car", first_seen=t0, last_seen=t0 + 40, hits=9,
+                                   announced=True, next_seq=3, top_score=0.91, snapshot_score=0.91,
+                                   snapshot_key=detection.snapshot_key, box=(0.125, 0.25, 0.5, 0.75),
+                                   velocity=(0.0, 0.0), zones=("drive",), entered_zones=("street", "drive"),
+                                   stationary=True, still_since=t0 + 5, anchor=(0.3125, 0.5), session="1a-0",
+                                   keyframe_seq=630),),
+            outbox=(ObjectEvent(type="update", camera="porch", object_id="1795845752345-0", seq=2, label="car",
+                                time=t0 + 40, first_seen=t0, last_seen=t0 + 40, top_score=0.91,
+                                box=(0.125, 0.25, 0.5, 0.75), zones=("drive",), entered_zones=("street", "drive"),
+                                stationary=True, changes=("stationary",), session="1a-0", keyframe_seq=630),)),
+         "value of the `tracks` KV bucket: a parked car and its unsent update"),
         ("camera_status-v1", CameraStatus(camera="porch", worker="ingest-host-4242-a1b2c3", state="retrying",
                                           since=t0 - 30, attempts=7, error_kind="refused",
                                           error="cannot open rtsp://admin:***@192.0.2.10:554/stream1: connection "
@@ -147,6 +167,17 @@ def cases() -> list[tuple[str, bytes, Any, str]]:
                                   snapshot_key=detection.snapshot_key, snapshot_url="http://127.0.0.1:8333/s?sig=1",
                                   chunks=(chunk,)),),
             total=1, merge_gap_s=30.0), ""),
+        ("event_search_request-v1", q.EventSearchRequest(camera="porch", label="car", zone="drive", start=t0 - 3600,
+                                                         end=t0, min_score=0.5, limit=20, incidents=True), ""),
+        ("event_search_request-v1-everywhere", q.EventSearchRequest(start=t0 - 3600, end=t0), "no filters"),
+        ("event_search_response-v1", q.EventSearchResponse(
+            events=(q.EventRef(camera="porch", object_id="1a-0-7", label="car", start=t0, end=t0 + 40, max_score=0.91,
+                               snapshot_key=detection.snapshot_key, snapshot_url="http://127.0.0.1:8333/s?sig=2",
+                               chunks=(chunk,), more_chunks=True, zones=("drive",), entered_zones=("street", "drive"),
+                               stationary=True, ended=False),),
+            total=1, incidents=(q.Incident(camera="gate", label="person", start=t0, end=t0 + 4, detections=3,
+                                           max_score=0.9, snapshot_key=None, snapshot_url=None, chunks=()),),
+            incidents_total=1, merge_gap_s=30.0), "an event and an incident of a camera without events"),
         ("footage_at_request-v1", q.FootageAtRequest(camera="porch", time=t0 + 2), ""),
         ("footage_at_response-v1", q.FootageAtResponse(camera="porch", time=t0 + 2, found="chunk", chunk=chunk,
                                                        offset=2.0), "found a chunk"),
