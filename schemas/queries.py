@@ -1,10 +1,10 @@
 """Requests to the indexer's query service and its answers: typed, versioned, msgpack like every message.
 
-Each endpoint listens on `Names.index(<endpoint>)` (`index.search`, `index.footage_at`, `index.chunks`,
-`index.sql`, `index.status`, under the deployment prefix) as a NATS micro service (`Names.index_service`),
-request/reply. A request is one of the `*Request` messages below; a good answer is the matching `*Response`;
-a refused or failed request is an error reply in the NATS micro convention: headers `Nats-Service-Error`
-(one line for a person) and `Nats-Service-Error-Code` (`ErrorCode`), no body.
+Each endpoint listens on `Names.index(<endpoint>)` (`index.search`, `index.events`, `index.footage_at`,
+`index.chunks`, `index.sql`, `index.status`, under the deployment prefix) as a NATS micro service
+(`Names.index_service`), request/reply. A request is one of the `*Request` messages below; a good answer is
+the matching `*Response`; a refused or failed request is an error reply in the NATS micro convention: headers
+`Nats-Service-Error` (one line for a person) and `Nats-Service-Error-Code` (`ErrorCode`), no body.
 
 Times are Unix seconds (float) throughout, as in every other message.
 """
@@ -99,6 +99,70 @@ class SearchResponse(Message):
     incidents: tuple[Incident, ...] = Field(description="in time order; the latest ones when truncated")
     total: NonNegInt = Field(description="incidents found, before the limit")
     merge_gap_s: float = Field(description="detections closer than this were merged into one incident")
+
+
+class EventRef(_Part):
+    """One tracked object (`schemas.events.ObjectEvent`'s life, as the index holds it): the fields of an
+    Incident that apply, plus what the tracker tells."""
+
+    camera: Camera
+    object_id: str
+    label: str
+    start: float = Field(description="first_seen: the first keyframe the object was on")
+    end: float = Field(description="last_seen as the latest message tells (a still object sends none)")
+    max_score: float = Field(description="the object's top score")
+    snapshot_key: str | None = Field(description="the object's best snapshot, as its latest message names it")
+    snapshot_url: str | None
+    chunks: tuple[ChunkRef, ...] = Field(description="chunks covering start..end, in time order (the first "
+                                                     "`max_event_chunks` when `more_chunks`)")
+    more_chunks: bool = Field(default=False, description="more chunks cover the object than listed: ask `chunks`")
+    zones: tuple[str, ...] = Field(description="zones the object was in at its latest message")
+    entered_zones: tuple[str, ...] = Field(description="every zone the object entered, in order")
+    stationary: bool
+    ended: bool = Field(description="its `end` came: it left (or was unseen for the camera's end_after_s)")
+
+
+SearchKind = Literal["auto", "events", "incidents"]
+
+
+class EventSearchRequest(Message):
+    """Tracked objects overlapping start..end, the latest `limit` by first_seen. With `incidents`, also the
+    incidents (today's merged detections) where the index has no events: cameras whose detector runs no tracker,
+    and each camera's history before its first event."""
+
+    KIND: ClassVar[str] = "event_search_request"
+    camera: str | None = None
+    label: str | None = None
+    zone: str | None = Field(default=None, description="only objects that entered this zone (incidents have none)")
+    start: float
+    end: float
+    min_score: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    limit: PositiveInt | None = Field(default=None, description="most events (and incidents) to return")
+    incidents: bool = False
+
+    @field_validator("camera")
+    @classmethod
+    def _valid_camera(cls, value: str | None) -> str | None:  # type: ignore[override]  # a search may name no camera
+        return None if value is None else camera_name(value)
+
+    @field_validator("label", "zone")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        return None if value is None else label_token(value)
+
+    @model_validator(mode="after")
+    def _range(self) -> "EventSearchRequest":
+        _check_range(self.start, self.end)
+        return self
+
+
+class EventSearchResponse(Message):
+    KIND: ClassVar[str] = "event_search_response"
+    events: tuple[EventRef, ...] = Field(description="in order of first_seen; the latest ones when truncated")
+    total: NonNegInt = Field(description="events found, before the limit")
+    incidents: tuple[Incident, ...] = Field(default=(), description="asked for: incidents where no events exist")
+    incidents_total: NonNegInt = 0
+    merge_gap_s: float
 
 
 class FootageAtRequest(Message):

@@ -1,5 +1,5 @@
-"""The indexer: the single writer of the DuckDB catalogue (cameras, chunks, gaps, detections), built from the
-FOOTAGE and DETECTIONS streams and the camera registry, and the query service that answers from it.
+"""The indexer: the single writer of the DuckDB catalogue (cameras, chunks, gaps, detections, events), built
+from the FOOTAGE, DETECTIONS and EVENTS streams and the camera registry, and the query service that answers from it.
 
 DuckDB lets one process hold a database file read-write and locks every other process out, readers
 included, so the writer and the query service share one process and one `duckdb` connection: the writer
@@ -15,6 +15,9 @@ Modules:
 - `service`: Indexer, the process: fetch -> batch -> commit -> ack; registry watch; `Indexer.write(job)` lets
   other modules (retention, exports) write through the one writer, between batches.
 - `incidents`: the incident rule (SQL) and the covering-chunks lookup.
+- `events`: the event search (SQL): tracked objects overlapping a range, filters by zone.
+- `mqtt`: EventBridge, every ObjectEvent again as JSON on `<mqtt_prefix>.events.<cam>.<label>`, which
+  nats-server's MQTT listener shows as topic `<mqtt_prefix>/events/<cam>/<label>` (Home Assistant).
 - `queries`: Reader (search, footage_at, chunks, status) and Presigner (presigned GET URLs).
 - `sqlguard`: read-only SQL for power users, behind guardrails.
 - `api`: the NATS micro service (`index.<endpoint>` subjects), answers and error replies.
@@ -36,6 +39,11 @@ first keyframe compares exactly equal to the chunk's start; Arrow-native; `to_ti
   (the Detection's `index`; for detections stored before that field, the last part of their Nats-Msg-Id,
   `rows.detection_index`); `chunk_key` = the chunk with start_time <= time < end_time, set when
   the detection is indexed or, when its chunk comes later (the usual case live), when the chunk does.
+- `events` (camera, object_id, label, first_seen, last_seen, top_score, snapshot_key, x1..y2, zones,
+  entered_zones, stationary, ended_at, seq, session, keyframe_seq, stream_seqs, stream_seq): one row per
+  tracked object of the EVENTS stream, unique by (camera, object_id), merged from its messages in any order and
+  any number of times: times and score widen, the other fields come from the highest `seq`, `ended_at` stays
+  once set (see `writer.MERGE_EVENTS`).
 - `progress` (stream, last_seq, messages, garbage): how far each stream is indexed; consumers restart after it.
 - `meta` (key, value): schema_version, longest_chunk_s.
 

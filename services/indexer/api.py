@@ -27,6 +27,7 @@ from spectare.schemas import Message, Names
 from spectare.schemas.queries import (
     ChunksRequest,
     ErrorCode,
+    EventSearchRequest,
     FootageAtRequest,
     SearchRequest,
     SqlRequest,
@@ -39,7 +40,7 @@ from .sqlguard import QueryFailed, QueryRefused, run_readonly
 
 log = logging.getLogger(__name__)
 
-ENDPOINTS = ("search", "footage_at", "chunks", "sql", "status")
+ENDPOINTS = ("search", "events", "footage_at", "chunks", "sql", "status")
 
 
 class QueryError(Exception):
@@ -65,9 +66,10 @@ class QueryService:
 
     async def start(self) -> None:
         self.service = await add_service(self.nc, name=self.names.index_service, version=_semver(__version__),
-                                         description="Spectare index: search, footage, chunks, read-only SQL")
+                                         description="Spectare index: search, events, footage, chunks, read-only SQL")
         handlers: dict[str, tuple[type[Message], Callable[[duckdb.DuckDBPyConnection, Any], Message]]] = {
             "search": (SearchRequest, self.reader.search),
+            "events": (EventSearchRequest, self.reader.events),
             "footage_at": (FootageAtRequest, self.reader.footage_at),
             "chunks": (ChunksRequest, self.reader.chunks),
             "sql": (SqlRequest, self._sql),

@@ -1,6 +1,7 @@
 """The indexer's JetStream side: one durable pull consumer per stream it indexes, placed by the database.
 
-Consumers `<consumer_prefix>_footage` (FOOTAGE) and `<consumer_prefix>_detections` (DETECTIONS), AckPolicy.ALL.
+Consumers `<consumer_prefix>_footage` (FOOTAGE), `<consumer_prefix>_detections` (DETECTIONS) and
+`<consumer_prefix>_events` (EVENTS), AckPolicy.ALL.
 At every start each is recreated to deliver from the stream sequence after the last one the database holds
 (its `progress` table), whatever the consumer's own ack floor says: the database is the truth about what is
 indexed. A new (or deleted) database file therefore replays each stream from its start, and a database
@@ -77,4 +78,5 @@ def feeds_for(js: JetStreamContext, names: Names, ix: IndexerSettings,
         StreamFeed(js, "footage", names.footage_stream, names.footage("*"), ix.consumer("footage"), ix, log_once),
         StreamFeed(js, "detections", names.detections_stream, names.detections("*", "*"), ix.consumer("detections"),
                    ix, log_once),
+        StreamFeed(js, "events", names.events_stream, names.events("*", "*"), ix.consumer("events"), ix, log_once),
     ]

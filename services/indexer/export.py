@@ -4,6 +4,8 @@ Spark, pandas, ...) user can query months of history without touching the live i
     <prefix>/chunks/date=2026-11-27/camera=porch/part0.parquet
     <prefix>/gaps/date=.../camera=.../part0.parquet
     <prefix>/detections/date=.../camera=.../part0.parquet
+    <prefix>/events/date=.../camera=.../part0.parquet       (date of first_seen; a later message of an object
+                                                              re-exports its partition: its stream_seq grew)
     <prefix>/cameras.parquet
 
 Each run re-exports, whole, the partitions that gained rows since the last run (rows' stream sequences
@@ -31,7 +33,7 @@ from minio import Minio
 log = logging.getLogger(__name__)
 
 # table -> its time column
-TABLES = {"chunks": "start_time", "gaps": "start_time", "detections": "time"}
+TABLES = {"chunks": "start_time", "gaps": "start_time", "detections": "time", "events": "first_seen"}
 DATE = "strftime(to_timestamp({column}) AT TIME ZONE 'UTC', '%Y-%m-%d')"
 
 

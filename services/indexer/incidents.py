@@ -9,6 +9,7 @@ detections never leaves the database; `window_sql` and `incident_sql` build the 
 the latest `limit` incidents (by start) and the number of all.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 import duckdb
@@ -23,6 +24,12 @@ class IncidentFilter:
     camera: str | None = None
     label: str | None = None
     min_score: float | None = None
+    outside_events: bool = False  # only where the index has no events: cameras without any, times before the first
+
+
+# Detections from the moment a camera's first tracked-object event starts are told as events instead.
+OUTSIDE_EVENTS = """NOT EXISTS (SELECT 1 FROM (SELECT camera, min(first_seen) AS since FROM events GROUP BY camera) es
+                   WHERE es.camera = detections.camera AND detections.time >= es.since)"""
 
 
 def _matching(f: IncidentFilter, columns: str) -> tuple[str, dict[str, object]]:
@@ -35,6 +42,8 @@ def _matching(f: IncidentFilter, columns: str) -> tuple[str, dict[str, object]]:
     if f.min_score is not None:
         where.append("score >= $min_score")
         params["min_score"] = f.min_score
+    if f.outside_events:
+        where.append(OUTSIDE_EVENTS)
     return f"SELECT {columns} FROM detections WHERE {' AND '.join(where)}", params
 
 
@@ -61,7 +70,7 @@ def incident_sql(f: IncidentFilter, lo: float, cutoff: float) -> tuple[str, dict
     snapshot_row), newest first, from the detections after `lo`. `snapshot_row` is the rowid of the detection
     whose snapshot shows the incident (`SNAPSHOTS_BY_ROWID` gives its key: decoding every matching detection's
     key costs more than the rest of the search)."""
-    narrowed = IncidentFilter(max(f.start, lo), f.end, f.merge_gap_s, f.limit, f.camera, f.label, f.min_score)
+    narrowed = dataclasses.replace(f, start=max(f.start, lo))
     matching, params = _matching(narrowed, "camera, label, time, score, rowid AS id, snapshot_key IS NOT NULL "
                                            "AS has_snapshot")
     sql = f"""

@@ -41,7 +41,8 @@ class Maintenance:
         self.s3 = s3
         self.write = write
         names = settings.names
-        self.sweeper = Sweeper(js, s3, settings.s3.bucket, ix, names.footage_stream, names.detections_stream, write,
+        self.sweeper = Sweeper(js, s3, settings.s3.bucket, ix, names.footage_stream, names.detections_stream,
+                               names.events_stream, write,
                                self._cameras)
         self.export_lock = asyncio.Lock()
 

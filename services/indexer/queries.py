@@ -19,6 +19,9 @@ from spectare.schemas.queries import (
     ChunkRef,
     ChunksRequest,
     ChunksResponse,
+    EventRef,
+    EventSearchRequest,
+    EventSearchResponse,
     FootageAtRequest,
     FootageAtResponse,
     GapRef,
@@ -29,6 +32,7 @@ from spectare.schemas.queries import (
     StreamProgress,
 )
 
+from .events import EventFilter, find_events
 from .incidents import (
     BUCKET_S,
     CHUNKS_BY_ROWID,
@@ -123,13 +127,52 @@ class Reader:
         wanted = IncidentFilter(req.start, req.end, self.ix.merge_gap_s, limit, req.camera, req.label, req.min_score)
         cur.execute("BEGIN TRANSACTION READ ONLY")  # incidents and chunks from one snapshot (rowids too)
         try:
-            found, total = find_incidents(cur, wanted)
-            found.sort(key=lambda row: (row[2], row[0], row[1]))  # the latest `limit` ones, in order of their start
-            at = datetime.now(UTC)
-            chunks = self._covering(cur, [(camera, start, end) for camera, _, start, end, *_ in found], at)
-            snapshots = snapshot_keys(cur, [row[6] for row in found])
+            incidents, total = self._incidents(cur, wanted, datetime.now(UTC))
         finally:
             cur.execute("ROLLBACK")
+        return SearchResponse(incidents=incidents, total=total, merge_gap_s=self.ix.merge_gap_s)
+
+    def events(self, cur: duckdb.DuckDBPyConnection, req: EventSearchRequest) -> EventSearchResponse:
+        """Tracked objects of the range; with `req.incidents` also the incidents where no events exist."""
+        if req.camera is not None:
+            self.require_camera(cur, req.camera)
+        limit = min(req.limit or self.ix.max_incidents, self.ix.max_incidents)
+        wanted = EventFilter(req.start, req.end, limit, req.camera, req.label, req.zone, req.min_score)
+        cur.execute("BEGIN TRANSACTION READ ONLY")  # events, incidents and chunks from one snapshot
+        try:
+            found, total = find_events(cur, wanted)
+            found.sort(key=lambda row: (row[3], row[0], row[1]))  # in order of first_seen
+            at = datetime.now(UTC)
+            chunks = self._covering(cur, [(row[0], row[3], row[4]) for row in found], at)
+            incidents: tuple[Incident, ...] = ()
+            incidents_total = 0
+            if req.incidents and req.zone is None:  # an incident has no zones: none matches a zone
+                incidents, incidents_total = self._incidents(cur, IncidentFilter(
+                    req.start, req.end, self.ix.merge_gap_s, limit, req.camera, req.label, req.min_score,
+                    outside_events=True), at)
+        finally:
+            cur.execute("ROLLBACK")
+        cap = self.ix.max_event_chunks
+        events = []
+        for row, (camera, object_id, label, start, end, score, snapshot, zones, entered, stationary,
+                  ended) in enumerate(found):
+            covering = chunks.get(row, [])
+            events.append(EventRef(
+                camera=camera, object_id=object_id, label=label, start=start, end=end, max_score=score,
+                snapshot_key=snapshot, snapshot_url=self.presigner.url(snapshot, at=at) if snapshot else None,
+                chunks=tuple(covering[:cap]), more_chunks=len(covering) > cap, zones=tuple(zones),
+                entered_zones=tuple(entered), stationary=stationary, ended=ended))
+        return EventSearchResponse(events=tuple(events), total=total, incidents=incidents,
+                                   incidents_total=incidents_total, merge_gap_s=self.ix.merge_gap_s)
+
+    def _incidents(self, cur: duckdb.DuckDBPyConnection, wanted: IncidentFilter,
+                   at: datetime) -> tuple[tuple[Incident, ...], int]:
+        """The incidents `wanted` asks for, in order of their start, and how many there are (inside the caller's
+        read-only transaction)."""
+        found, total = find_incidents(cur, wanted)
+        found.sort(key=lambda row: (row[2], row[0], row[1]))  # the latest `limit` ones, in order of their start
+        chunks = self._covering(cur, [(camera, start, end) for camera, _, start, end, *_ in found], at)
+        snapshots = snapshot_keys(cur, [row[6] for row in found])
         incidents = []
         for row, (camera, label, start, end, count, score, snapshot_row) in enumerate(found):
             snapshot = snapshots.get(snapshot_row)
@@ -137,7 +180,7 @@ class Reader:
                 camera=camera, label=label, start=start, end=end, detections=count, max_score=score,
                 snapshot_key=snapshot, snapshot_url=self.presigner.url(snapshot, at=at) if snapshot else None,
                 chunks=tuple(chunks.get(row, ()))))
-        return SearchResponse(incidents=tuple(incidents), total=total, merge_gap_s=self.ix.merge_gap_s)
+        return tuple(incidents), total
 
     def _covering(self, cur: duckdb.DuckDBPyConnection, ranges: list[tuple[str, float, float]],
                   at: datetime) -> dict[int, list[ChunkRef]]:
@@ -225,7 +268,8 @@ class Reader:
         """CameraNotFound unless the camera is registered, was registered, or has anything indexed."""
         known = one_row(cur.execute(
             "SELECT EXISTS (SELECT 1 FROM cameras WHERE name = $c) OR EXISTS (SELECT 1 FROM chunks WHERE camera = $c)"
-            " OR EXISTS (SELECT 1 FROM detections WHERE camera = $c)", {"c": camera}))[0]
+            " OR EXISTS (SELECT 1 FROM detections WHERE camera = $c)"
+            " OR EXISTS (SELECT 1 FROM events WHERE camera = $c)", {"c": camera}))[0]
         if not known:
             raise CameraNotFound(f"no camera named {camera!r} in the index; `spectare camera list` shows the "
                                  "registered ones")

@@ -2,9 +2,10 @@
 S3, from the index and from the streams the index is rebuilt from, in step and crash-safe.
 
 Policy per camera (registry fields, else the indexer's defaults): `keep_days` for plain continuous footage,
-`keep_event_days` (longer) for footage around detections (a chunk with a detection within
-`event_padding_s` of it) and for the detections themselves with their snapshots, and `max_gb`: beyond it
-the oldest plain footage goes first, then the oldest event footage.
+`keep_event_days` (longer) for footage around detections and tracked objects (a chunk with a detection, or
+overlapping an object's first_seen..last_seen, within `event_padding_s` of it) and for the detections and
+objects (`events` rows, their EVENTS messages) themselves with their snapshots, and `max_gb`: beyond it the
+oldest plain footage goes first, then the oldest event footage.
 
 A sweep never leaves a row pointing at a deleted object, and leaves no orphan object behind:
   1. plan (read only; `--dry-run` stops here);
@@ -19,7 +20,7 @@ Killed anywhere, the next sweep first finishes what is queued (deletions are ide
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -60,7 +61,9 @@ marked AS (
            coalesce(p.keep_s, $keep_s) AS keep_s, coalesce(p.keep_event_s, $keep_event_s) AS keep_event_s,
            coalesce(p.max_bytes, $max_bytes) AS max_bytes,
            EXISTS (SELECT 1 FROM detections d WHERE d.camera = c.camera
-                   AND d.time >= c.start_time - $pad AND d.time < c.end_time + $pad) AS event
+                   AND d.time >= c.start_time - $pad AND d.time < c.end_time + $pad)
+           OR EXISTS (SELECT 1 FROM events e WHERE e.camera = c.camera
+                      AND e.last_seen >= c.start_time - $pad AND e.first_seen < c.end_time + $pad) AS event
     FROM chunks c LEFT JOIN policy p ON p.camera = c.camera
 ),
 aged AS (
@@ -84,6 +87,13 @@ FROM detections d LEFT JOIN retention_policy p ON p.camera = d.camera
 WHERE d.time < $now - coalesce(p.keep_event_s, $keep_event_s)
 """
 
+# Tracked objects last seen before their camera's event retention: their messages and snapshots go with them.
+PLAN_EVENTS = """
+SELECT e.camera, e.snapshot_key, e.stream_seqs
+FROM events e LEFT JOIN retention_policy p ON p.camera = e.camera
+WHERE e.last_seen < $now - coalesce(p.keep_event_s, $keep_event_s)
+"""
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -98,6 +108,7 @@ class SweepReport:
     chunks: int = 0
     chunk_bytes: int = 0
     detections: int = 0
+    events: int = 0
     snapshots: int = 0
     resumed: int = 0  # queued items of an interrupted sweep finished first
     by_camera: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -139,9 +150,25 @@ def plan(cur: duckdb.DuckDBPyConnection, policies: pa.Table, ix: IndexerSettings
     return chunks, detections
 
 
+def plan_events(cur: duckdb.DuckDBPyConnection, policies: pa.Table, ix: IndexerSettings,
+                now: float) -> list[tuple]:
+    """Tracked objects to delete: (camera, snapshot_key, stream_seqs)."""
+    cur.register("retention_policy", policies)
+    try:
+        return cur.execute(PLAN_EVENTS, {"now": now, "keep_event_s": policy_of(None, ix).keep_event_s}).fetchall()
+    finally:
+        cur.unregister("retention_policy")
+
+
 def queue_and_delete_rows(cur: duckdb.DuckDBPyConnection, chunks: list[tuple], detections: list[tuple],
-                          footage_stream: str, detections_stream: str, now: float) -> None:
+                          footage_stream: str, detections_stream: str, now: float,
+                          events: Sequence[tuple] = (), events_stream: str = "") -> None:
     """Step 2, one transaction: queue what goes, delete its rows."""
+    doomed_events = pa.table({
+        "camera": pa.array([e[0] for e in events], pa.string()),
+        "snapshot_key": pa.array([e[1] for e in events], pa.string()),
+        "stream_seqs": pa.array([list(e[2]) for e in events], pa.list_(pa.int64())),
+    })
     doomed_chunks = pa.table({
         "key": pa.array([c[1] for c in chunks], pa.string()),
         "bucket": pa.array([c[2] for c in chunks], pa.string()),
@@ -154,6 +181,7 @@ def queue_and_delete_rows(cur: duckdb.DuckDBPyConnection, chunks: list[tuple], d
     })
     cur.register("doomed_chunks", doomed_chunks)
     cur.register("doomed_detections", doomed_detections)
+    cur.register("doomed_events", doomed_events)
     try:
         cur.execute("BEGIN TRANSACTION")
         try:
@@ -166,6 +194,11 @@ def queue_and_delete_rows(cur: duckdb.DuckDBPyConnection, chunks: list[tuple], d
             cur.execute("DELETE FROM chunks WHERE key IN (SELECT key FROM doomed_chunks)")
             cur.execute("UPDATE detections SET chunk_key = NULL WHERE chunk_key IN (SELECT key FROM doomed_chunks)")
             cur.execute("""DELETE FROM detections WHERE stream_seq IN (SELECT stream_seq FROM doomed_detections)""")
+            cur.execute("""INSERT INTO retention_queue SELECT 'message', NULL, NULL, $stream, unnest(stream_seqs), $now
+                           FROM doomed_events""", {"stream": events_stream, "now": now})
+            cur.execute("""INSERT INTO retention_queue SELECT DISTINCT 'snapshot', NULL, snapshot_key, NULL, NULL, $now
+                           FROM doomed_events WHERE snapshot_key IS NOT NULL""", {"now": now})
+            cur.execute("""DELETE FROM events WHERE stream_seq IN (SELECT list_max(stream_seqs) FROM doomed_events)""")
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
@@ -173,13 +206,14 @@ def queue_and_delete_rows(cur: duckdb.DuckDBPyConnection, chunks: list[tuple], d
     finally:
         cur.unregister("doomed_chunks")
         cur.unregister("doomed_detections")
+        cur.unregister("doomed_events")
 
 
 class Sweeper:
     """Runs sweeps for the indexer: `write(job)` runs a job on the writer's cursor in the writer's turn."""
 
     def __init__(self, js: JetStreamContext, s3: Minio, default_bucket: str, ix: IndexerSettings,
-                 footage_stream: str, detections_stream: str,
+                 footage_stream: str, detections_stream: str, events_stream: str,
                  write: Callable[[Callable[[duckdb.DuckDBPyConnection], Any]], Awaitable[Any]],
                  cameras: Callable[[], Awaitable[list[CameraConfig]]]) -> None:
         self.js = js
@@ -188,6 +222,7 @@ class Sweeper:
         self.ix = ix
         self.footage_stream = footage_stream
         self.detections_stream = detections_stream
+        self.events_stream = events_stream
         self.write = write
         self.cameras = cameras
         self.lock = asyncio.Lock()  # one sweep at a time (schedule and `spectare retention run`)
@@ -201,6 +236,7 @@ class Sweeper:
             now = time.time() if now is None else now
             policies = policy_table(await self.cameras(), self.ix)
             chunks, detections = await self.write(lambda cur: plan(cur, policies, self.ix, now))
+            events = await self.write(lambda cur: plan_events(cur, policies, self.ix, now))
             for camera, _key, _bucket, size, _seq, _reason in chunks:
                 stats = report.by_camera.setdefault(camera, {"chunks": 0, "bytes": 0, "detections": 0})
                 stats["chunks"] += 1
@@ -208,16 +244,17 @@ class Sweeper:
             for camera, _snapshot, _seq in detections:
                 report.by_camera.setdefault(camera, {"chunks": 0, "bytes": 0, "detections": 0})["detections"] += 1
             report.chunks, report.chunk_bytes = len(chunks), sum(c[3] for c in chunks)
-            report.detections = len(detections)
-            report.snapshots = len({d[1] for d in detections if d[1]})
-            if not dry_run and (chunks or detections):
+            report.detections, report.events = len(detections), len(events)
+            report.snapshots = len({d[1] for d in detections if d[1]} | {e[1] for e in events if e[1]})
+            if not dry_run and (chunks or detections or events):
                 await self.write(lambda cur: queue_and_delete_rows(
-                    cur, chunks, detections, self.footage_stream, self.detections_stream, now))
+                    cur, chunks, detections, self.footage_stream, self.detections_stream, now, events,
+                    self.events_stream))
                 await self._drain()
             report.seconds = time.perf_counter() - began
-            if not dry_run and (report.chunks or report.detections or report.resumed):
-                log.info("retention: deleted %d chunks (%.1f MB), %d detections, %d snapshots in %.1fs%s",
-                         report.chunks, report.chunk_bytes / 1e6, report.detections, report.snapshots,
+            if not dry_run and (report.chunks or report.detections or report.events or report.resumed):
+                log.info("retention: deleted %d chunks (%.1f MB), %d detections, %d events, %d snapshots in %.1fs%s",
+                         report.chunks, report.chunk_bytes / 1e6, report.detections, report.events, report.snapshots,
                          report.seconds, f" (finished {report.resumed} items of an interrupted sweep)"
                          if report.resumed else "")
             return report

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from spectare.core.errors import InvalidName, SchemaError
-from spectare.schemas import Detection, Gap, Names, Segment, SubjectKind, parse_detection_id
+from spectare.schemas import Detection, Gap, Names, ObjectEvent, Segment, SubjectKind, parse_detection_id
 from spectare.schemas.messages import unpack_message
 
 MAX_BIGINT = 2**63 - 1
@@ -33,6 +33,15 @@ DETECTION_SCHEMA = pa.schema([
     ("score", pa.float64()), ("x1", pa.float64()), ("y1", pa.float64()), ("x2", pa.float64()), ("y2", pa.float64()),
     ("model", pa.string()), ("session", pa.string()), ("seq", pa.int64()), ("idx", pa.int32()),
     ("snapshot_key", pa.string()), ("stream_seq", pa.int64()),
+])
+# One row per ObjectEvent message; the writer merges them into one row per object (`events` table).
+EVENT_SCHEMA = pa.schema([
+    ("camera", pa.string()), ("object_id", pa.string()), ("type", pa.string()), ("label", pa.string()),
+    ("time", pa.float64()), ("first_seen", pa.float64()), ("last_seen", pa.float64()),
+    ("top_score", pa.float64()), ("snapshot_key", pa.string()), ("x1", pa.float64()), ("y1", pa.float64()),
+    ("x2", pa.float64()), ("y2", pa.float64()), ("zones", pa.list_(pa.string())),
+    ("entered_zones", pa.list_(pa.string())), ("stationary", pa.bool_()), ("seq", pa.int64()),
+    ("session", pa.string()), ("keyframe_seq", pa.int64()), ("stream_seq", pa.int64()),
 ])
 
 
@@ -93,6 +102,28 @@ def detection_row(subject: str, data: bytes, msg_id: str | None,
     return detection, detection_index(detection, msg_id)
 
 
+def event_row(subject: str, data: bytes, names: Names) -> ObjectEvent | Rejected:
+    """An EVENTS message: the ObjectEvent, or why not."""
+    try:
+        raw = unpack_message(data)
+    except SchemaError as exc:
+        return Rejected("garbage", str(exc))
+    if raw.get("kind") != ObjectEvent.KIND:
+        return Rejected("unknown", f"a {raw.get('kind')!r} message is not indexed")
+    try:
+        event = ObjectEvent.from_map(raw)
+    except SchemaError as exc:
+        return Rejected("garbage", str(exc))
+    problem = _subject_problem(subject, names, SubjectKind.EVENTS, event.camera, event.label)
+    if problem is None and not all(math.isfinite(t) for t in (event.time, event.first_seen, event.last_seen)):
+        problem = "a time that is not finite"
+    if problem is None and max(event.seq, event.keyframe_seq) > MAX_BIGINT:
+        problem = "a number too large to store"
+    if problem is None and event.last_seen < event.first_seen:
+        problem = "an object last seen before it was first seen"
+    return event if problem is None else Rejected("inconsistent", problem)
+
+
 def detection_index(detection: Detection, msg_id: str | None) -> int | None:
     """The detection's index in its keyframe: its `index` field (every detector since the field exists sets it).
     A detection stored before then has none; its index is read back from its `Nats-Msg-Id`
@@ -134,10 +165,12 @@ class Batch:
     chunks: dict[str, list] = field(default_factory=lambda: {name: [] for name in CHUNK_SCHEMA.names})
     gaps: dict[str, list] = field(default_factory=lambda: {name: [] for name in GAP_SCHEMA.names})
     detections: dict[str, list] = field(default_factory=lambda: {name: [] for name in DETECTION_SCHEMA.names})
+    events: dict[str, list] = field(default_factory=lambda: {name: [] for name in EVENT_SCHEMA.names})
     streams: dict[str, StreamTally] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.chunks["key"]) + len(self.gaps["camera"]) + len(self.detections["camera"])
+        return (len(self.chunks["key"]) + len(self.gaps["camera"]) + len(self.detections["camera"])
+                + len(self.events["camera"]))
 
     def taken(self, stream: str, stream_seq: int, rejected: bool = False) -> None:
         tally = self.streams.setdefault(stream, StreamTally())
@@ -157,11 +190,20 @@ class Batch:
         _append(self.detections, (d.camera, d.time, d.label, d.class_id, d.score, x1, y1, x2, y2, d.model, d.session,
                                   d.seq, idx, d.snapshot_key, stream_seq))
 
+    def add_event(self, e: ObjectEvent, stream_seq: int) -> None:
+        x1, y1, x2, y2 = e.box
+        _append(self.events, (e.camera, e.object_id, e.type, e.label, e.time, e.first_seen, e.last_seen, e.top_score,
+                              e.snapshot_key, x1, y1, x2, y2, list(e.zones), list(e.entered_zones), e.stationary,
+                              e.seq, e.session, e.keyframe_seq, stream_seq))
+
     def tables(self) -> tuple[pa.Table, pa.Table, pa.Table]:
         """(chunks, gaps, detections) as Arrow tables."""
         return (pa.Table.from_pydict(self.chunks, schema=CHUNK_SCHEMA),
                 pa.Table.from_pydict(self.gaps, schema=GAP_SCHEMA),
                 pa.Table.from_pydict(self.detections, schema=DETECTION_SCHEMA))
+
+    def events_table(self) -> pa.Table:
+        return pa.Table.from_pydict(self.events, schema=EVENT_SCHEMA)
 
 
 def _append(columns: dict[str, list], values: tuple) -> None:

@@ -27,14 +27,16 @@ from spectare.core.registry import CameraRegistry
 from spectare.core.retry import Outage, describe_error
 from spectare.core.service import ServiceContext
 from spectare.core.store import s3_client
-from spectare.schemas import Detection, Gap, Segment
+from spectare.schemas import Detection, Gap, ObjectEvent, Segment
 from spectare.schemas.queries import ExportRequest, RetentionRequest
 
 from .api import QueryService
 from .consumer import StreamFeed, feeds_for
 from .maintenance import Maintenance
+from .mqtt import METRICS as BRIDGE_METRICS
+from .mqtt import EventBridge
 from .queries import Presigner, Reader
-from .rows import Batch, Rejected, detection_row, footage_row
+from .rows import Batch, Rejected, detection_row, event_row, footage_row
 from .settings import IndexerSettings
 from .tables import open_database
 from .writer import CameraUpdate, IndexWriter
@@ -47,6 +49,7 @@ METRICS = {
     "chunks": "chunks indexed",
     "gaps": "gap announcements indexed",
     "detections": "detections indexed",
+    "events": "tracked-object event rows written (one per object per batch)",
     "garbage": "messages terminated as undecodable",
     "unknown": "messages of an unknown kind terminated",
     "inconsistent": "messages terminated as inconsistent",
@@ -63,6 +66,7 @@ class IndexerStats:
     chunks: int = 0
     gaps: int = 0
     detections: int = 0
+    events: int = 0
     linked: int = 0
     cameras: int = 0
     garbage: int = 0
@@ -130,7 +134,11 @@ class Indexer:
         tasks += await maintenance.start()
         await api.add_job("retention", RetentionRequest, maintenance.retention)
         await api.add_job("export", ExportRequest, maintenance.export)
-        register_stats("indexer", lambda: {"": vars(self.stats)}, METRICS, label=None)
+        bridge = EventBridge(self.ctx.nc, self.ctx.js, self.ctx.settings, self.ix) if self.ix.mqtt_bridge else None
+        if bridge is not None:
+            tasks.append(asyncio.create_task(bridge.run(), name="indexer-mqtt"))
+        register_stats("indexer", lambda: {"": {**vars(self.stats), **(vars(bridge.stats) if bridge else {})}},
+                       {**METRICS, **BRIDGE_METRICS}, label=None)
         lag = ConsumerLag(self.ctx.js, lambda: [(feed.stream, feed.durable) for feed in feeds])
         tasks.append(asyncio.create_task(lag.run(self.ctx.stop), name="indexer-lag"))
         log.info("indexer up: database %s, batches of up to %d messages every %.2g s", self.path,
@@ -231,15 +239,19 @@ class Indexer:
             self.stats.replayed += 1  # indexed before a crash or redelivery: the ack is all it needs
             return
         batch = pending.batch
-        row: Segment | Gap | tuple[Detection, int | None] | Rejected
+        row: Segment | Gap | tuple[Detection, int | None] | ObjectEvent | Rejected
         if feed.kind == "footage":
             row = footage_row(msg.subject, msg.data, self.names)
+        elif feed.kind == "events":
+            row = event_row(msg.subject, msg.data, self.names)
         else:
             row = detection_row(msg.subject, msg.data, (msg.headers or {}).get("Nats-Msg-Id"), self.names)
         if isinstance(row, Segment):
             batch.add_segment(row, seq)
         elif isinstance(row, Gap):
             batch.add_gap(row, seq)
+        elif isinstance(row, ObjectEvent):
+            batch.add_event(row, seq)
         elif isinstance(row, tuple):
             batch.add_detection(row[0], row[1], seq)
         else:
@@ -275,6 +287,7 @@ class Indexer:
         stats.chunks += result.chunks
         stats.gaps += result.gaps
         stats.detections += result.detections
+        stats.events += result.events
         stats.linked += result.linked
         stats.cameras += result.cameras
         stats.commit_seconds += result.seconds

@@ -24,8 +24,8 @@ class IndexerSettings(SectionSettings):
     )
     consumer_prefix: str = Field(
         default="indexer", pattern=r"^[A-Za-z0-9_-]{1,32}$",
-        description="durable consumers are <prefix>_footage and <prefix>_detections; a second indexer with its own "
-        "database needs its own prefix",
+        description="durable consumers are <prefix>_footage, <prefix>_detections and <prefix>_events; a second "
+        "indexer with its own database needs its own prefix",
     )
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=5_000, description="messages committed in one transaction at most"
@@ -42,6 +42,22 @@ class IndexerSettings(SectionSettings):
     max_incidents: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=200, description="most incidents one search returns (the latest ones); each costs its chunks' and "
         "snapshot's presigned URLs"
+    )
+    max_event_chunks: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=100, description="most chunks an event of a search lists (a car parked for a day is covered by "
+        "thousands; `chunks` gives them all)"
+    )
+    mqtt_bridge: bool = Field(
+        default=True, description="republish every tracked-object event as JSON on <mqtt_prefix>.events.<cam>."
+        "<label> (MQTT topic <mqtt_prefix>/events/<cam>/<label>); indexers of one deployment share the work"
+    )
+    mqtt_prefix: str = Field(
+        default="spectare", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="first MQTT topic level of the JSON events; must differ from the deployment's name prefix",
+    )
+    mqtt_stale_after_s: Annotated[float, Field(gt=0, le=7 * 86_400)] = Field(
+        default=300.0, description="events older than this when the bridge gets them (it was down) are not "
+        "republished: an automation should not switch lights for a visitor of yesterday"
     )
     max_chunks: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=2_000, description="most chunks one `chunks` request returns (ask again from the last one's end)"

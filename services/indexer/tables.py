@@ -83,10 +83,32 @@ CREATE TABLE IF NOT EXISTS detections (
     chunk_key VARCHAR,                  -- the chunk holding `time`; NULL until that chunk is indexed
     stream_seq BIGINT NOT NULL          -- DETECTIONS stream sequence
 );
+CREATE TABLE IF NOT EXISTS events (
+    camera VARCHAR NOT NULL,
+    object_id VARCHAR NOT NULL,         -- unique with camera: one row per tracked object
+    label VARCHAR NOT NULL,
+    first_seen DOUBLE NOT NULL,
+    last_seen DOUBLE NOT NULL,          -- as the latest message tells (a still object sends none)
+    top_score DOUBLE NOT NULL,
+    snapshot_key VARCHAR,               -- best snapshot, as the latest message naming one tells
+    x1 DOUBLE NOT NULL,                 -- last box
+    y1 DOUBLE NOT NULL,
+    x2 DOUBLE NOT NULL,
+    y2 DOUBLE NOT NULL,
+    zones VARCHAR[] NOT NULL,           -- zones it is in, as of the latest message
+    entered_zones VARCHAR[] NOT NULL,   -- every zone it entered, in order
+    stationary BOOLEAN NOT NULL,
+    ended_at DOUBLE,                    -- time of its `end`; NULL while it is tracked
+    seq BIGINT NOT NULL,                -- highest message seq applied (0: its `new`); later fields come from it
+    session VARCHAR NOT NULL,
+    keyframe_seq BIGINT NOT NULL,
+    stream_seqs BIGINT[] NOT NULL,      -- EVENTS stream sequences of its messages (retention deletes them)
+    stream_seq BIGINT NOT NULL          -- the highest of them
+);
 """
 
 # Tables whose rows come from the streams: a rebuild from the streams gives them the same contents.
-STREAM_TABLES = ("chunks", "gaps", "detections")
+STREAM_TABLES = ("chunks", "gaps", "detections", "events")
 TABLES = ("cameras", *STREAM_TABLES, "progress", "meta")
 
 

@@ -10,8 +10,10 @@
      the chunk of its camera with start_time <= time < end_time (the latest-starting one, then the smallest
      key, should chunks ever overlap): so a detection indexed before its chunk is linked when the chunk comes,
      and the result does not depend on which stream was read first;
-  5. cameras: registry changes, applied when newer than the row's revision;
-  6. progress: each stream's last committed sequence, message and garbage counts.
+  5. events: the batch's messages merged per object into its row (`MERGE_EVENTS`): so the row is the same
+     whatever order and however many times the messages come;
+  6. cameras: registry changes, applied when newer than the row's revision;
+  7. progress: each stream's last committed sequence, message and garbage counts.
 Only after the commit does the caller ack the messages. Replaying any of them (a crash between commit and
 ack, a redelivery, a rebuild from the streams) leaves the tables as they are.
 """
@@ -29,7 +31,7 @@ import pyarrow.compute as pc
 from spectare.core.redact import redact
 from spectare.schemas import CameraConfig
 
-from .rows import Batch, StreamTally
+from .rows import EVENT_SCHEMA, Batch, StreamTally
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,48 @@ WHERE detections.stream_seq = best.stream_seq AND detections.time BETWEEN $lo AN
   AND detections.chunk_key IS DISTINCT FROM best.key
 """
 
+# One object's messages, in any order, any number of times, give one row: first_seen, last_seen and top_score
+# widen; the fields that change (box, zones, stationary, session) come from the highest seq; the snapshot from
+# the highest seq that names one; ended_at is the `end`'s time once one came.
+MERGE_EVENTS = """
+WITH b AS (
+    SELECT camera, object_id, arg_max(label, seq) AS label, min(first_seen) AS first_seen,
+           max(last_seen) AS last_seen, max(top_score) AS top_score,
+           arg_max(snapshot_key, seq) FILTER (WHERE snapshot_key IS NOT NULL) AS snapshot_key,
+           arg_max(x1, seq) AS x1, arg_max(y1, seq) AS y1, arg_max(x2, seq) AS x2, arg_max(y2, seq) AS y2,
+           arg_max(zones, seq) AS zones, arg_max(entered_zones, seq) AS entered_zones,
+           arg_max(stationary, seq) AS stationary, min(time) FILTER (WHERE type = 'end') AS ended_at,
+           max(seq) AS seq, arg_max(session, seq) AS session, arg_max(keyframe_seq, seq) AS keyframe_seq,
+           list_sort(list_distinct(list(stream_seq))) AS stream_seqs, max(stream_seq) AS stream_seq,
+           max(seq) FILTER (WHERE snapshot_key IS NOT NULL) AS snapshot_seq
+    FROM batch_events GROUP BY camera, object_id
+)
+MERGE INTO events e USING b ON e.camera = b.camera AND e.object_id = b.object_id
+WHEN MATCHED THEN UPDATE SET
+    first_seen = least(e.first_seen, b.first_seen), last_seen = greatest(e.last_seen, b.last_seen),
+    top_score = greatest(e.top_score, b.top_score),
+    snapshot_key = CASE WHEN b.snapshot_key IS NOT NULL AND (e.snapshot_key IS NULL OR b.snapshot_seq > e.seq)
+                        THEN b.snapshot_key ELSE e.snapshot_key END,
+    label = CASE WHEN b.seq > e.seq THEN b.label ELSE e.label END,
+    x1 = CASE WHEN b.seq > e.seq THEN b.x1 ELSE e.x1 END, y1 = CASE WHEN b.seq > e.seq THEN b.y1 ELSE e.y1 END,
+    x2 = CASE WHEN b.seq > e.seq THEN b.x2 ELSE e.x2 END, y2 = CASE WHEN b.seq > e.seq THEN b.y2 ELSE e.y2 END,
+    zones = CASE WHEN b.seq > e.seq THEN b.zones ELSE e.zones END,
+    entered_zones = CASE WHEN b.seq > e.seq THEN b.entered_zones ELSE e.entered_zones END,
+    stationary = CASE WHEN b.seq > e.seq THEN b.stationary ELSE e.stationary END,
+    ended_at = coalesce(least(e.ended_at, b.ended_at), e.ended_at, b.ended_at),
+    session = CASE WHEN b.seq > e.seq THEN b.session ELSE e.session END,
+    keyframe_seq = CASE WHEN b.seq > e.seq THEN b.keyframe_seq ELSE e.keyframe_seq END,
+    seq = greatest(e.seq, b.seq),
+    stream_seqs = list_sort(list_distinct(list_concat(e.stream_seqs, b.stream_seqs))),
+    stream_seq = greatest(e.stream_seq, b.stream_seq)
+WHEN NOT MATCHED THEN INSERT (camera, object_id, label, first_seen, last_seen, top_score, snapshot_key, x1, y1, x2,
+                              y2, zones, entered_zones, stationary, ended_at, seq, session, keyframe_seq,
+                              stream_seqs, stream_seq)
+    VALUES (b.camera, b.object_id, b.label, b.first_seen, b.last_seen, b.top_score, b.snapshot_key, b.x1, b.y1,
+            b.x2, b.y2, b.zones, b.entered_zones, b.stationary, b.ended_at, b.seq, b.session, b.keyframe_seq,
+            b.stream_seqs, b.stream_seq)
+"""
+
 UPSERT_CAMERA = """
 INSERT INTO cameras VALUES ($name, $friendly_name, $url, $detect, $segment_seconds, $labels, $min_score,
                             $created_at, $updated_at, $removed_at, $revision)
@@ -133,6 +177,7 @@ class WriteResult:
     chunks: int = 0
     gaps: int = 0
     detections: int = 0
+    events: int = 0
     linked: int = 0
     cameras: int = 0
     seconds: float = 0.0
@@ -150,18 +195,21 @@ class IndexWriter:
 
     def commit(self, batch: Batch, cameras: Sequence[CameraUpdate] = ()) -> WriteResult:
         chunks, gaps, detections = batch.tables()
-        return self.commit_tables(chunks, gaps, detections, cameras, batch.streams)
+        return self.commit_tables(chunks, gaps, detections, cameras, batch.streams, batch.events_table())
 
     def commit_tables(self, chunks: pa.Table, gaps: pa.Table, detections: pa.Table,
                       cameras: Sequence[CameraUpdate] = (),
-                      streams: dict[str, StreamTally] | None = None) -> WriteResult:
+                      streams: dict[str, StreamTally] | None = None,
+                      events: pa.Table | None = None) -> WriteResult:
         """One transaction: the Arrow tables (schemas as in `rows.py`), camera changes and stream progress."""
+        events = events if events is not None else EVENT_SCHEMA.empty_table()
         began = time.perf_counter()
         result = WriteResult()
         cur = self.cur
         cur.register("batch_chunks", chunks)
         cur.register("batch_gaps", gaps)
         cur.register("batch_detections", detections)
+        cur.register("batch_events", events)
         try:
             cur.execute("BEGIN TRANSACTION")
             try:
@@ -174,6 +222,8 @@ class IndexWriter:
                     result.detections = _count(cur.execute(INSERT_DETECTIONS, _range(detections, "time", "time")))
                 if chunks.num_rows or detections.num_rows:
                     result.linked = _count(cur.execute(LINK_CHUNKS, _link_range(chunks, detections)))
+                if events.num_rows:
+                    result.events = _count(cur.execute(MERGE_EVENTS))
                 for update in cameras:
                     result.cameras += self._camera(update)
                 for stream, tally in (streams or {}).items():
@@ -184,7 +234,7 @@ class IndexWriter:
                 cur.execute("ROLLBACK")
                 raise
         finally:
-            for name in ("batch_chunks", "batch_gaps", "batch_detections"):
+            for name in ("batch_chunks", "batch_gaps", "batch_detections", "batch_events"):
                 cur.unregister(name)
         result.seconds = time.perf_counter() - began
         return result

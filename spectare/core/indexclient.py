@@ -23,6 +23,8 @@ from spectare.schemas.queries import (
     ChunksRequest,
     ChunksResponse,
     ErrorCode,
+    EventSearchRequest,
+    EventSearchResponse,
     ExportRequest,
     ExportResponse,
     FootageAtRequest,
@@ -64,6 +66,14 @@ class IndexClient:
         request = SearchRequest.create(start=start, end=end, camera=camera, label=label, min_score=min_score,
                                        limit=limit)
         return await self._ask("search", request, SearchResponse)
+
+    async def events(self, start: float, end: float, camera: str | None = None, label: str | None = None,
+                     zone: str | None = None, min_score: float | None = None, limit: int | None = None,
+                     incidents: bool = False) -> EventSearchResponse:
+        """Tracked objects of the range; with `incidents`, also the incidents where the index has no events."""
+        request = EventSearchRequest.create(start=start, end=end, camera=camera, label=label, zone=zone,
+                                            min_score=min_score, limit=limit, incidents=incidents)
+        return await self._ask("events", request, EventSearchResponse)
 
     async def footage_at(self, camera: str, time: float) -> FootageAtResponse:
         return await self._ask("footage_at", FootageAtRequest.create(camera=camera, time=time), FootageAtResponse)
