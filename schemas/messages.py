@@ -114,12 +114,14 @@ class VideoTrack(BaseModel):
 
 
 class AudioTrack(BaseModel):
+    """The audio recorded with the video: AAC (a camera's G.711 is transcoded by ingest), packets timed in samples."""
+
     model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
-    codec: str
+    codec: str = Field(description="FFmpeg codec name of the packets on the bus: aac")
     sample_rate: Annotated[int, Field(gt=0)]
     channels: Annotated[int, Field(gt=0, le=64)]
-    time_base: TimeBase
-    extradata: bytes = b""
+    time_base: TimeBase = Field(description="(numerator, denominator) of audio packet pts/dts/duration: 1/sample_rate")
+    extradata: bytes = Field(default=b"", description="AAC: the AudioSpecificConfig")
 
 
 class StreamInfo(Message):
@@ -139,8 +141,9 @@ class Packet(Message):
     KIND: ClassVar[str] = "packet"
     camera: Camera
     session: str = Field(min_length=1, max_length=64)
-    seq: NonNegInt = Field(description="position in the session, from 0, no holes")
-    track: Literal["video", "audio"] = "video"
+    seq: NonNegInt = Field(description="position in the session, from 0, no holes: video and audio share it")
+    track: Literal["video", "audio"] = Field(
+        default="video", description="audio: an AAC access unit of StreamInfo.audio, pts/dts/duration in its time base")
     pts: int | None
     dts: int | None
     duration: NonNegInt = 0
@@ -298,6 +301,9 @@ class CameraConfig(Message):
         default=None, description="lowest score reported; None: the detector's default"
     )
     motion_gate: bool = Field(default=True, description="detect only on keyframes that differ from the previous one")
+    audio: Literal["copy", "off"] = Field(
+        default="copy", description="copy: record the camera's audio track with the video (AAC as it comes, G.711 "
+        "transcoded to AAC); off: video only")
     motion_threshold: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
         default=None, description="share of the picture that must change to pass the gate; None: detector default"
     )
@@ -327,7 +333,7 @@ class CameraConfig(Message):
 
     # Written only when set, so a camera without them encodes byte for byte as before they existed.
     OMITTED_WHEN_UNSET: ClassVar[tuple[str, ...]] = (
-        "zones", "masks", "required_zones", "min_hits", "end_after_s", "stationary_after_s")
+        "audio", "zones", "masks", "required_zones", "min_hits", "end_after_s", "stationary_after_s")
 
     def encode(self) -> bytes:
         body = self.model_dump(mode="python")

@@ -1,5 +1,5 @@
-"""An independent RTP packetizer written from RFC 6184 (H.264) and RFC 7798 (H.265), to check the client's
-depacketizer against and to feed the scripted test camera."""
+"""An independent RTP packetizer written from RFC 6184 (H.264), RFC 7798 (H.265), RFC 3640 (AAC-hbr) and RFC 3551
+(G.711), to check the client's depacketizers against and to feed the scripted test camera."""
 
 from spectare.ingest.paramsets import split_annexb
 
@@ -72,3 +72,41 @@ def interleave(packets, payload_type: int = 96, channel: int = 0, padding: int =
         rtp += payload + (b"\x00" * (padding - 1) + bytes((padding,)) if padding else b"")
         frames.append(b"$" + bytes((channel,)) + len(rtp).to_bytes(2, "big") + rtp)
     return b"".join(frames)
+
+
+def aac_hbr(units: list[bytes], mtu: int = 1400) -> list[tuple[bytes, bool]]:
+    """RFC 3640 AAC-hbr payloads (payload, marker) for access units of one packet's timestamp: all of them in one
+    packet (13-bit AU-size, 3-bit AU-index/-delta 0) when they fit, else one AU in fragments."""
+    headers = b"".join(((len(u) << 3) & 0xFFFF).to_bytes(2, "big") for u in units)
+    if len(units) > 1 or len(units[0]) + 4 <= mtu:
+        return [((16 * len(units)).to_bytes(2, "big") + headers + b"".join(units), True)]
+    unit, pieces = units[0], []
+    for at in range(0, len(unit), mtu):
+        pieces.append((b"\x00\x10" + headers + unit[at:at + mtu], at + mtu >= len(unit)))
+    return pieces
+
+
+def tone(codec: str, rate: int, seconds: float) -> tuple[list[bytes], bytes]:
+    """A 440 Hz tone encoded with FFmpeg (via PyAV): AAC access units and the AudioSpecificConfig, or G.711 bytes
+    (pcm_mulaw / pcm_alaw) as one unit, and b''."""
+    import av
+    import numpy as np
+
+    encoder = av.CodecContext.create(codec, "w")
+    encoder.sample_rate, encoder.layout = rate, "mono"
+    encoder.format = "fltp" if codec == "aac" else "s16"
+    encoder.open()
+    size = encoder.frame_size or 160
+    t = np.arange(int(rate * seconds)) / rate
+    samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    out: list[bytes] = []
+    for at in range(0, len(samples) - size + 1, size):
+        chunk = samples[at:at + size].reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(chunk if codec == "aac" else (chunk * 32767).astype(np.int16),
+                                           format=encoder.format.name, layout="mono")
+        frame.sample_rate, frame.pts = rate, at
+        out += [bytes(p) for p in encoder.encode(frame)]
+    out += [bytes(p) for p in encoder.encode(None)]
+    if codec == "aac":
+        return out, bytes(encoder.extradata)
+    return [b"".join(out)], b""

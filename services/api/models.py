@@ -84,6 +84,7 @@ class CameraView(BaseModel):
     min_score: float | None
     motion_gate: bool
     motion_threshold: float | None
+    audio: str = Field(description="copy: the camera's audio is recorded with the video; off: video only")
     keep_days: float | None
     keep_event_days: float | None
     max_gb: float | None

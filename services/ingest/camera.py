@@ -5,6 +5,11 @@ every packet on `cams.<cam>.packets`, in PacketGroups (a keyframe travels alone 
 packets after it wait at most `group_max_s` to travel together) with
 `Nats-Msg-Id: <cam>:<session>:<first seq>`, and every keyframe, self-contained, on
 `cams.<cam>.keyframes` with `Nats-Msg-Id: <cam>:<session>:<seq>` (formats in `spectare.schemas.msgids`).
+
+Audio (camera setting `audio = copy`) travels on `cams.<cam>.packets` too, `track="audio"`, in the same groups:
+video and audio share the session's one seq space (so a group's Msg-Id, its first seq, stays unique, and a hole is a
+hole whichever track it hit), and `interleave.TrackMerger` orders them so that every audio packet falls on its side
+of every keyframe, where the segmenter cuts.
 """
 
 import asyncio
@@ -31,8 +36,10 @@ from spectare.schemas import (
     stream_info_id,
 )
 
+from .audio import AudioError, AudioPath, TimedAudio
 from .failures import failure_kind
-from .media import Source, SourceEnded, SourceInfo
+from .interleave import Merged, TrackMerger
+from .media import AudioUnit, Source, SourceEnded, SourceInfo
 from .publisher import OrderedPublisher, PublishFailed
 from .reorder import DecodeTimes, ReorderDepthExceeded, declared_depth
 from .rtp import UnsupportedStream
@@ -40,7 +47,7 @@ from .rtsp import RtspSource
 from .settings import IngestSettings
 from .source import FfmpegSource
 from .status import StatusReporter
-from .timing import SessionClock
+from .timing import RawPacket, SessionClock
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +69,7 @@ class CameraIngest:
         self.counters = counters
         self.live = live or LiveMarks()
         self.ffmpeg_reason: str | None = None  # why Spectare's RTSP client handed this camera to FFmpeg
+        self._audio_said: set[str] = set()  # why audio is not recorded, each said once
         self.reorder_depth: int | None = None  # B-frame reorder depth measured beyond what the stream declares
 
     @property
@@ -125,10 +133,12 @@ class CameraIngest:
         url, ingest = self.config.url, self.ingest
         if ingest.rtsp_client == "spectare" and url.startswith("rtsp://") and self.ffmpeg_reason is None:
             try:
-                return await RtspSource.open(url, ingest.open_timeout_s, ingest.read_timeout_s, ingest.read_interval_s)
+                return await RtspSource.open(url, ingest.open_timeout_s, ingest.read_timeout_s, ingest.read_interval_s,
+                                             audio=self.config.audio == "copy")
             except UnsupportedStream as exc:
                 self._hand_to_ffmpeg(exc)
-        return await FfmpegSource.open(url, ingest.open_timeout_s, ingest.read_timeout_s, ingest.probe_size)
+        return await FfmpegSource.open(url, ingest.open_timeout_s, ingest.read_timeout_s, ingest.probe_size,
+                                       audio=self.config.audio == "copy")
 
     def _group_max_s(self) -> float:
         """Shorter groups while someone watches live: a frame waits in its group before any viewer gets it."""
@@ -142,15 +152,41 @@ class CameraIngest:
         log.info("camera %s: Spectare's RTSP client does not read %s; reading this camera with FFmpeg",
                  self.camera, exc)
 
+    def _audio_path(self, info: SourceInfo) -> AudioPath | None:
+        reason = info.audio_skipped
+        path = None
+        if info.audio is not None:
+            try:
+                path = AudioPath(info.audio)
+            except AudioError as exc:
+                reason = str(exc)
+        if reason is not None and reason not in self._audio_said:
+            self._audio_said.add(reason)
+            self.counters["audio_not_recorded"] += 1
+            log.warning("camera %s: its audio is not recorded (%s); recording video only", self.camera, reason)
+        return path
+
+    def _arrivals(self, item: RawPacket | AudioUnit, clock: SessionClock, audio: AudioPath | None,
+                  merger: TrackMerger | None) -> list[Merged]:
+        """What one packet from the camera releases for publishing, in order."""
+        if isinstance(item, AudioUnit):
+            if audio is None or merger is None:
+                return []
+            anchor = None if clock.anchor is None else (clock.anchor[0], float(clock.anchor[1] * clock.time_base))
+            return merger.audio(audio.push(item, anchor))
+        timed = clock.push(item)
+        return merger.video(timed) if merger is not None else [Merged(video=t) for t in timed]
+
     async def _stream(self, source: Source, session: str) -> None:
         info = source.info
-        if info.audio:
-            log.info("camera %s: audio track (%s) is not recorded; video only", self.camera, info.audio)
+        audio = self._audio_path(info)
+        merger = TrackMerger(self.ingest.audio_wait_s) if audio is not None else None
         publisher = OrderedPublisher(self.js, self.ingest.max_msgs_in_flight, self.ingest.max_bytes_in_flight,
                                      self.ingest.ack_timeout_s, self.ingest.publish_deadline_s)
         cam = self.camera
         try:
-            stream_info = StreamInfo(camera=cam, session=session, started_at=time.time(), video=_video_track(info))
+            stream_info = StreamInfo(camera=cam, session=session, started_at=time.time(), video=_video_track(info),
+                                     audio=audio.track if audio is not None else None)
             info_payload = stream_info.encode()
             await publisher.publish(self.names.info(cam), info_payload, stream_info_id(cam, session))
             info_sent, info_repeats = time.monotonic(), 0
@@ -161,8 +197,24 @@ class CameraIngest:
             packets_subject, keyframes_subject = self.names.packets(cam), self.names.keyframes(cam)
             group = _Group(cam, session, self.ingest.group_max_s, self.ingest.group_max_bytes)
             seq = 0
-            while True:
-                for timed in clock.push(await source.next()):
+            ended: SourceEnded | None = None
+            while ended is None:
+                try:
+                    item = await source.next()
+                except SourceEnded as exc:  # what the merger still holds is published first
+                    ended, ready = exc, (merger.drain() if merger is not None else [])
+                else:
+                    ready = self._arrivals(item, clock, audio, merger)
+                for out in ready:
+                    if out.audio is not None:
+                        group.add(_audio_packet(cam, session, seq, out.audio))
+                        if group.full():
+                            await group.send(publisher, packets_subject)
+                        self.counters["audio_packets"] += 1
+                        seq += 1
+                        continue
+                    timed = out.video
+                    assert timed is not None
                     if timed.keyframe and group.packets:
                         await group.send(publisher, packets_subject)  # a keyframe starts a group
                     group.add(Packet(camera=cam, session=session, seq=seq, pts=timed.pts, dts=timed.dts,
@@ -188,6 +240,7 @@ class CameraIngest:
                     info_sent = time.monotonic()
                     await publisher.publish(self.names.info(cam), info_payload,
                                             stream_info_id(cam, session, info_repeats))
+            raise ended
         except SourceEnded:
             if group.packets:
                 await group.send(publisher, packets_subject)
@@ -223,6 +276,11 @@ class _Group:
         group = PacketGroup(camera=self.camera, session=self.session, packets=tuple(self.packets))
         await publisher.publish(subject, group.encode(), packets_id(self.camera, self.session, self.packets[0].seq))
         self.packets, self.bytes = [], 0
+
+
+def _audio_packet(camera: str, session: str, seq: int, audio: TimedAudio) -> Packet:
+    return Packet(camera=camera, session=session, seq=seq, track="audio", pts=audio.pts, dts=audio.pts,
+                  duration=audio.duration, keyframe=False, wall_time=audio.wall_time, data=audio.data)
 
 
 def _video_track(info: SourceInfo) -> VideoTrack:

@@ -8,6 +8,32 @@ from .timing import RawPacket
 
 # Codecs whose packets Spectare records and remuxes into MP4 chunks.
 VIDEO_CODECS = ("h264", "hevc")
+# Audio codecs Spectare records: AAC as it comes, G.711 transcoded to AAC (MP4 and browsers do not play G.711).
+AUDIO_CODECS = ("aac", "pcm_mulaw", "pcm_alaw")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """A camera's audio track as its source reads it (before any transcoding)."""
+
+    codec: str  # FFmpeg name: aac, pcm_mulaw, pcm_alaw
+    sample_rate: int
+    channels: int
+    time_base: Fraction  # of AudioUnit.pts
+    extradata: bytes  # AAC: the AudioSpecificConfig
+    # Whether AudioUnit.pts and the video's pts count from one origin (FFmpeg lines its streams up, from RTCP for
+    # RTSP); otherwise each RTP clock starts anywhere and the audio is placed by its own first packet's receipt.
+    shared_timeline: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AudioUnit:
+    """One audio packet as the camera gave it: an AAC access unit, or a run of G.711 samples."""
+
+    pts: int  # in AudioInfo.time_base
+    duration: int  # in AudioInfo.time_base; 0 when unknown
+    data: bytes
+    received: float  # wall clock at receipt
 
 
 @dataclass(frozen=True)
@@ -18,7 +44,8 @@ class SourceInfo:
     time_base: Fraction
     extradata: bytes
     fps: float | None
-    audio: str | None  # codec name of an audio track that is not recorded, if any
+    audio: AudioInfo | None = None  # the audio track the source delivers (AudioUnits), if any
+    audio_skipped: str | None = None  # why the camera's audio track is not delivered, if it has one
 
 
 class SourceEnded(Exception):
@@ -30,8 +57,8 @@ class Source(Protocol):
 
     info: SourceInfo
 
-    async def next(self) -> RawPacket:
-        """The next video packet; raises SourceEnded when the connection is over."""
+    async def next(self) -> RawPacket | AudioUnit:
+        """The next packet (video, or audio when `info.audio`); raises SourceEnded when the connection is over."""
 
     async def close(self) -> None: ...
 

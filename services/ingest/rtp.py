@@ -13,6 +13,7 @@ works on memoryviews and keeps per-packet Python to a few lines.
 from dataclasses import dataclass, field
 
 from .paramsets import START_CODE, nal_type, parameter_set_types
+from .rtpaudio import AudioDepacketizer
 
 _H264_STAP_A, _H264_FU_A = 24, 28
 _H265_AP, _H265_FU = 48, 49
@@ -163,12 +164,16 @@ class Depacketizer:
 
 @dataclass
 class InterleavedReader:
-    """Splits the bytes of an RTSP connection in PLAY state: `$` frames and RTSP messages."""
+    """Splits the bytes of an RTSP connection in PLAY state: `$` frames and RTSP messages. RTP on the audio
+    channel, when there is one, goes to `audio` (an `rtpaudio` depacketizer); other channels (RTCP) are skipped."""
 
     video_channel: int
     depacketizer: Depacketizer
     payload_type: int
     messages: list[bytes] = field(default_factory=list)  # RTSP responses/requests that arrived
+    audio_channel: int = -1
+    audio: AudioDepacketizer | None = None
+    audio_payload_type: int = -1
     _tail: bytes = b""
 
     def feed(self, data: bytes) -> None:
@@ -201,8 +206,30 @@ class InterleavedReader:
                 if p + header < stop and second & 0x7F == payload_type:
                     push(view[p + header:stop], int.from_bytes(buf[p + 4:p + 8], "big"), second & 0x80,
                          (buf[p + 2] << 8) | buf[p + 3])
+            elif buf[pos + 1] == self.audio_channel and self.audio is not None:
+                self._audio_packet(buf, view, pos + 4, end)
             pos = end
         self._tail = bytes(view[pos:]) if pos < size else b""
+
+    def _audio_packet(self, buf: bytes, view: memoryview, p: int, end: int) -> None:
+        """One RTP packet of the audio channel at buf[p:end]: to the audio depacketizer, or counted as garbage."""
+        assert self.audio is not None
+        stats = self.audio.stats
+        if end - p < 12 or buf[p] >> 6 != 2:
+            stats.bad_payloads += 1
+            return
+        first, second = buf[p], buf[p + 1]
+        header = 12 + 4 * (first & 0x0F)
+        if first & 0x10 and p + header + 4 <= end:
+            header += 4 + 4 * ((buf[p + header + 2] << 8) | buf[p + header + 3])
+        stop = end - buf[end - 1] if first & 0x20 else end
+        if p + header >= stop:
+            stats.bad_payloads += 1
+        elif second & 0x7F != self.audio_payload_type:
+            stats.wrong_payload_type += 1
+        else:
+            self.audio.push(view[p + header:stop], int.from_bytes(buf[p + 4:p + 8], "big"), second & 0x80,
+                            (buf[p + 2] << 8) | buf[p + 3])
 
     def _message(self, buf: bytes, pos: int) -> int:
         """Length of the RTSP message at `pos` (0: incomplete). Garbage up to the next '$' is skipped."""

@@ -27,7 +27,7 @@ from spectare.core.redact import redact
 
 from . import sdp
 from .failures import OpenFailed, os_error_kind, os_error_text, rtsp_status_kind
-from .media import VIDEO_CODECS, SourceEnded, SourceInfo
+from .media import VIDEO_CODECS, AudioInfo, AudioUnit, SourceEnded, SourceInfo
 from .paramsets import (
     H264_SPS,
     H265_SPS,
@@ -40,6 +40,7 @@ from .paramsets import (
     sprop_nals,
 )
 from .rtp import Depacketizer, InterleavedReader, UnsupportedStream
+from .rtpaudio import RtpAudio, UnsupportedAudio, rtp_audio
 from .timing import RawPacket
 
 log = logging.getLogger(__name__)
@@ -291,24 +292,26 @@ class RtspSource:
         self.keepalive_method, self.keepalive_s = keepalive
         self.read_timeout_s = read_timeout_s
         self.read_interval_s = read_interval_s
-        self._ready: deque[RawPacket] = deque()
+        self._ready: deque[RawPacket | AudioUnit] = deque()
+        self._audio_garbage_said = False
         self._last_read = 0.0
         self._last_packet = time.monotonic()
         self._last_keepalive = time.monotonic()
 
     @classmethod
     async def open(cls, url: str, open_timeout_s: float, read_timeout_s: float,
-                   read_interval_s: float) -> "RtspSource":
+                   read_interval_s: float, audio: bool = True) -> "RtspSource":
+        """`audio`: also SETUP the camera's audio track (when it has one this client reads)."""
         conn = await _Connection.open(url, open_timeout_s)
         try:
-            return await cls._handshake(conn, open_timeout_s, read_timeout_s, read_interval_s)
+            return await cls._handshake(conn, open_timeout_s, read_timeout_s, read_interval_s, audio)
         except BaseException:
             conn.close()
             raise
 
     @classmethod
     async def _handshake(cls, conn: _Connection, open_timeout_s: float, read_timeout_s: float,
-                         read_interval_s: float) -> "RtspSource":
+                         read_interval_s: float, want_audio: bool) -> "RtspSource":
         url, shown = conn.url, conn.shown
         try:
             options = await conn.request("OPTIONS", url, {}, open_timeout_s)
@@ -327,6 +330,13 @@ class RtspSource:
             session_header = setup.header("session")
             conn.session = session_header.split(";")[0].strip()
             channel = _interleaved_channel(setup.header("transport"))
+            audio_media = session.first("audio") if want_audio else None
+            audio, audio_channel, audio_skipped = None, -1, None
+            if audio_media is not None:
+                try:
+                    audio, audio_channel = await _setup_audio(conn, audio_media, base, channel, open_timeout_s)
+                except UnsupportedAudio as exc:
+                    audio_skipped = str(exc)
             await conn.request("PLAY", session.control_url(base), {"Range": "npt=0.000-"}, open_timeout_s)
         except RtspError as exc:
             raise OpenFailed(f"cannot open {shown}: {exc}", rtsp_status_kind(exc.status)) from None
@@ -338,6 +348,9 @@ class RtspSource:
             raise OpenFailed(f"cannot open {shown}: {os_error_text(exc)}", os_error_kind(exc)) from None
         depacketizer = Depacketizer(video.codec)
         reader = InterleavedReader(channel, depacketizer, video.payload_type)
+        if audio is not None and audio_media is not None:
+            reader.audio_channel, reader.audio = audio_channel, audio.depacketizer
+            reader.audio_payload_type = audio_media.payload_type
         keepalive = ("GET_PARAMETER" if "GET_PARAMETER" in public else "OPTIONS", _keepalive_s(session_header))
         source = cls(conn, SourceInfo(video.codec, 0, 0, Fraction(1, video.clock_rate), b"", None, None),
                      reader, keepalive, read_timeout_s, read_interval_s)
@@ -359,20 +372,28 @@ class RtspSource:
             raise UnsupportedStream(f"unreadable SPS ({exc})") from None
         if shape is None:
             raise UnsupportedStream("no SPS in the stream's parameter sets")
-        audio = session.first("audio")
+        audio_info = None
+        if audio is not None and audio_media is not None:
+            audio_info = AudioInfo(audio.codec, audio.sample_rate, audio.channels, Fraction(1, audio_media.clock_rate),
+                                   audio.extradata, shared_timeline=False)
         source.info = SourceInfo(codec=video.codec, width=shape.width, height=shape.height,
                                  time_base=Fraction(1, video.clock_rate), extradata=extradata,
-                                 fps=video.framerate or shape.fps, audio=audio.codec if audio else None)
+                                 fps=video.framerate or shape.fps, audio=audio_info, audio_skipped=audio_skipped)
         return source
 
-    async def next(self) -> RawPacket:
+    async def next(self) -> RawPacket | AudioUnit:
         while not self._ready:
             await self._read()
         return self._ready.popleft()
 
     def losses(self) -> dict[str, int]:
         stats = self.reader.depacketizer.stats
-        return {"rtp_packets_lost": stats.lost_packets, "nal_units_dropped": stats.dropped_nals}
+        losses = {"rtp_packets_lost": stats.lost_packets, "nal_units_dropped": stats.dropped_nals}
+        if self.reader.audio is not None:
+            audio = self.reader.audio.stats
+            losses |= {"audio_rtp_packets_lost": audio.lost_packets, "audio_units_dropped": audio.dropped_units,
+                       "audio_bad_payloads": audio.bad_payloads, "audio_wrong_payload_type": audio.wrong_payload_type}
+        return losses
 
     async def close(self) -> None:
         try:
@@ -410,9 +431,23 @@ class RtspSource:
             pending.clear()
         elif now - self._last_packet > self.read_timeout_s:
             raise SourceEnded(f"no video for {self.read_timeout_s:g}s")
+        if self.reader.audio is not None:
+            self._audio(received)
         if now - self._last_keepalive >= self.keepalive_s:
             self._last_keepalive = now
             await self.conn.send(self.conn.request_bytes(self.keepalive_method, self.conn.url, {}))
+
+    def _audio(self, received: float) -> None:
+        audio = self.reader.audio
+        assert audio is not None
+        for unit in audio.pending:
+            self._ready.append(AudioUnit(unit.timestamp, unit.duration, unit.data, received))
+        audio.pending.clear()
+        stats = audio.stats
+        if (stats.bad_payloads or stats.wrong_payload_type) and not self._audio_garbage_said:
+            self._audio_garbage_said = True  # once per session; the counters say how many
+            log.warning("%s: dropping unreadable audio packets (%d bad payloads, %d of another payload type so far); "
+                        "the video is not affected", self.conn.shown, stats.bad_payloads, stats.wrong_payload_type)
 
     def _answers(self) -> None:
         for message in self.reader.messages:
@@ -420,6 +455,25 @@ class RtspSource:
             if message.startswith(b"RTSP/") and len(status) > 1 and status[1] in (b"454", b"401"):
                 raise SourceEnded(f"the camera ended the session ({status[1].decode()} to a keep-alive)")
         self.reader.messages.clear()
+
+
+async def _setup_audio(conn: _Connection, media: sdp.Media, base: str, video_channel: int,
+                       timeout_s: float) -> tuple[RtpAudio, int]:
+    """SETUP the audio track on its own interleaved channels; UnsupportedAudio when it cannot be recorded (the
+    video is recorded all the same)."""
+    audio = rtp_audio(media)
+    wanted = video_channel + 2
+    try:
+        setup = await conn.request("SETUP", media.control_url(base),
+                                   {"Transport": f"RTP/AVP/TCP;unicast;interleaved={wanted}-{wanted + 1}"}, timeout_s)
+        channel = _interleaved_channel(setup.header("transport"))
+    except RtspError as exc:
+        raise UnsupportedAudio(f"the camera refused to SETUP its audio track ({exc})") from None
+    except UnsupportedStream as exc:
+        raise UnsupportedAudio(str(exc)) from None
+    if channel in (video_channel, video_channel + 1):
+        raise UnsupportedAudio("the camera put its audio on the video's interleaved channel")
+    return audio, channel
 
 
 def _check_packetization(video: sdp.Media) -> None:

@@ -19,6 +19,7 @@ class Media:
     payload_type: int
     encoding: str = ""  # rtpmap encoding name, lower case
     clock_rate: int = 90000
+    channels: int = 1  # audio: rtpmap's encoding parameters
     fmtp: dict[str, str] = field(default_factory=dict)  # keys lower case
     control: str = ""
     framerate: float | None = None
@@ -90,9 +91,11 @@ def _attribute(media: Media, name: str, value: str) -> None:
         if payload.strip() == str(media.payload_type):
             encoding, _, rest = spec.partition("/")
             media.encoding = encoding.strip().lower()
-            rate = rest.partition("/")[0]
+            rate, _, channels = rest.partition("/")
             if rate.isdigit():
                 media.clock_rate = int(rate)
+            if channels.strip().isdigit() and 0 < int(channels) <= 8:
+                media.channels = int(channels)
     elif name == "fmtp":
         payload, _, params = value.partition(" ")
         if payload.strip() == str(media.payload_type):

@@ -40,9 +40,9 @@ async def serve(ctx: ServiceContext, ingest: IngestSettings) -> None:
         await CameraIngest(ctx.js, ctx.settings, ingest, config, lease, counters[config.name], live,
                            worker.worker_id).run()
 
-    # Only a new URL needs a new RTSP session: detection settings must not cut the recording.
+    # Only a new URL or audio setting needs a new RTSP session: detection settings must not cut the recording.
     worker = CameraWorker(ctx.js, ctx.settings, "ingest", run_camera, ingest.max_cameras,
-                          restart_on=frozenset({"url"}))
+                          restart_on=frozenset({"url", "audio"}))
     try:
         await worker.run(ctx.stop)
     finally:

@@ -60,6 +60,12 @@ class IngestSettings(IngestCapacity):
         description="Spectare's RTSP client reads a camera's socket at most this often, taking all that arrived: "
         "fewer, larger reads cost far less CPU, for at most this much delay",
     )
+    audio_wait_s: Annotated[float, Field(ge=0, le=5)] = Field(
+        default=0.5,
+        description="a keyframe waits at most this long (media time) for the audio to reach it, and audio for the "
+        "video, so each audio packet is recorded on the right side of a chunk cut; a camera whose audio stops still "
+        "records its video after this delay",
+    )
     probe_size: Annotated[int, Field(ge=2048, le=50_000_000)] = Field(
         default=32768, description="bytes FFmpeg reads to find the stream format (small = fast connect; FFmpeg client)"
     )

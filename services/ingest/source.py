@@ -3,6 +3,9 @@
 Used for what Spectare's own RTSP client (rtsp.py) does not read: other URL schemes, and streams it
 hands back as unsupported.
 
+Audio packets (AAC, G.711) are demuxed beside the video and handed over as `AudioUnit`s, their pts on the video's
+timeline (FFmpeg lines its streams up; for RTSP from the RTCP sender reports).
+
 The reader thread hands packets to the event loop through a bounded queue, so a slow publisher
 slows reading (TCP back-pressure to the camera) instead of growing memory.
 """
@@ -19,7 +22,7 @@ import av
 from spectare.core.redact import redact
 
 from .failures import OpenFailed, ffmpeg_error_kind
-from .media import VIDEO_CODECS, SourceEnded, SourceInfo
+from .media import AUDIO_CODECS, VIDEO_CODECS, AudioInfo, AudioUnit, SourceEnded, SourceInfo
 from .timing import RawPacket
 
 log = logging.getLogger(__name__)
@@ -42,10 +45,12 @@ class FfmpegSource:
         self._thread.start()
 
     @classmethod
-    async def open(cls, url: str, open_timeout_s: float, read_timeout_s: float, probe_size: int) -> "FfmpegSource":
+    async def open(cls, url: str, open_timeout_s: float, read_timeout_s: float, probe_size: int,
+                   audio: bool = True) -> "FfmpegSource":
+        """`audio`: also deliver the camera's audio track (when it is one Spectare records)."""
         container = await asyncio.to_thread(_open, url, open_timeout_s, read_timeout_s, probe_size)
         try:
-            info = _describe(container, url)
+            info = _describe(container, url, audio)
         except Exception:
             container.close()
             raise
@@ -53,14 +58,21 @@ class FfmpegSource:
 
     def _read(self) -> None:
         stream = self.container.streams.video[0]
+        streams = [stream, self.container.streams.audio[0]] if self.info.audio is not None else [stream]
         try:
-            for packet in self.container.demux(stream):
+            for packet in self.container.demux(*streams):
                 if self._closed.is_set():
                     return
                 if packet.size == 0:
                     continue  # the demuxer's end-of-stream flush packet
-                raw = RawPacket(packet.pts, packet.dts, packet.duration or 0, packet.is_keyframe,
-                                bytes(packet), time.time())
+                raw: RawPacket | AudioUnit
+                if packet.stream is not stream:
+                    if packet.pts is None:
+                        continue  # an audio packet with no time cannot be placed
+                    raw = AudioUnit(packet.pts, packet.duration or 0, bytes(packet), time.time())
+                else:
+                    raw = RawPacket(packet.pts, packet.dts, packet.duration or 0, packet.is_keyframe,
+                                    bytes(packet), time.time())
                 if not self._hand_over(raw):
                     return
             self._hand_over(SourceEnded("the camera ended the stream"))
@@ -87,7 +99,7 @@ class FfmpegSource:
                 return False
         return True
 
-    async def next(self) -> RawPacket:
+    async def next(self) -> RawPacket | AudioUnit:
         while True:
             with self._lock:
                 if self._items:
@@ -128,7 +140,7 @@ def _reason(exc: Exception) -> str:
     return text
 
 
-def _describe(container: av.container.InputContainer, url: str) -> SourceInfo:
+def _describe(container: av.container.InputContainer, url: str, want_audio: bool = True) -> SourceInfo:
     if not container.streams.video:
         raise OpenFailed(redact(f"cannot open {url}: it has no video track"), "no_video")
     video = container.streams.video[0]
@@ -137,7 +149,7 @@ def _describe(container: av.container.InputContainer, url: str) -> SourceInfo:
         raise OpenFailed(redact(f"cannot open {url}: video codec {codec} is not recordable (needs H.264 or H.265)"),
                          "unsupported")
     rate = video.average_rate or video.guessed_rate
-    audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+    audio, audio_skipped = _audio(container) if want_audio and container.streams.audio else (None, None)
     return SourceInfo(
         codec=codec,
         width=video.codec_context.width,
@@ -146,4 +158,19 @@ def _describe(container: av.container.InputContainer, url: str) -> SourceInfo:
         extradata=bytes(video.codec_context.extradata or b""),
         fps=float(rate) if rate else None,
         audio=audio,
+        audio_skipped=audio_skipped,
     )
+
+
+def _audio(container: av.container.InputContainer) -> tuple[AudioInfo | None, str | None]:
+    """The first audio stream as an AudioInfo, or why it is not recorded."""
+    stream = container.streams.audio[0]
+    ctx = stream.codec_context
+    if ctx.name not in AUDIO_CODECS:
+        return None, f"audio codec {ctx.name} (Spectare records AAC and G.711)"
+    extradata = bytes(ctx.extradata or b"")
+    if ctx.name == "aac" and len(extradata) < 2:
+        return None, "AAC without an AudioSpecificConfig (ADTS framing)"
+    if not ctx.sample_rate or not ctx.channels or stream.time_base is None:
+        return None, f"{ctx.name} audio without a sample rate, channel count or time base"
+    return AudioInfo(ctx.name, ctx.sample_rate, ctx.channels, stream.time_base, extradata, shared_timeline=True), None

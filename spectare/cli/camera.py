@@ -51,6 +51,9 @@ def camera_options(command):  # noqa: ANN001, ANN201 - a click decorator
                      help="Detect only on keyframes that differ from the previous one (default: on)."),
         click.option("--motion-threshold", type=click.FloatRange(0.0, 1.0),
                      help="Share of the picture that must change to pass the gate (default: the detector's, 0.002)."),
+        click.option("--audio", type=click.Choice(["copy", "off"]),
+                     help="copy: record the camera's audio with the video (AAC as it comes, G.711 transcoded to "
+                          "AAC); off: video only (default: copy). A change reconnects the camera."),
     ]
     options += [
         click.option("--keep-days", type=click.FloatRange(0.01, 36_500),

@@ -32,13 +32,14 @@ class RtspTestCamera:
     """
 
     def __init__(self, mounts: dict[str, Path], log_file: Path, port: int | None = None,
-                 auth: tuple[str, str] | None = None) -> None:
+                 auth: tuple[str, str] | None = None, audio: str | None = None) -> None:
         if not mounts:
             raise StackError("RTSP test camera: no clips to serve")
         self.mounts = {name: Path(path) for name, path in mounts.items()}
         self.log_file = Path(log_file)
         self._port = port
         self.auth = auth  # (user, password) the camera demands, like a real one
+        self.audio = audio  # "aac", "pcmu" or "pcma": every mount also sends an audio track (a tone)
         self.process: ManagedProcess | None = None
         self._ready_dir: str | None = None
 
@@ -65,6 +66,8 @@ class RtspTestCamera:
                 "--ready-file", str(ready_file)]
         for name, path in self.mounts.items():
             argv += ["--mount", f"{name}={path.resolve()}"]
+        if self.audio:
+            argv += ["--audio", self.audio]
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
         env = {"TESTCAM_AUTH": ":".join(self.auth)} if self.auth else None

@@ -11,6 +11,10 @@ shared), fed from the first access unit with timestamps that keep increasing acr
 sees one endless, real-time stream that starts at the beginning of the file. RTP goes over TCP
 (interleaved) or UDP, whichever the client asks for; every socket is bound to 127.0.0.1.
 
+`--audio aac|pcmu|pcma` adds an audio track to every mount: a 440 Hz tone from `audiotestsrc`, timestamped from 0
+like the video (both run on the pipeline's clock, so they stay in sync), AAC-LC 48 kHz mono in RFC 3640
+`mpeg4-generic` (AAC-hbr), or G.711 8 kHz mono.
+
 Exit codes: 0 stopped by SIGTERM/SIGINT, 2 bad arguments or input file, 3 cannot listen on the port,
 4 PyGObject/GStreamer (or one of its plugins) missing.
 """
@@ -229,14 +233,25 @@ class Feeder:
 AUTH_ROLE = "viewer"
 
 
-def make_factory(clip: Clip, pool, protected: bool) -> "GstRtspServer.RTSPMediaFactory":
+AUDIO_BRANCHES = {
+    "aac": "audiotestsrc is-live=false wave=sine freq=440 volume=0.3 samplesperbuffer=1024 "
+           "! audio/x-raw,rate=48000,channels=1 ! voaacenc bitrate=64000 ! aacparse ! rtpmp4gpay name=pay1 pt=97",
+    "pcmu": "audiotestsrc is-live=false wave=sine freq=440 volume=0.3 samplesperbuffer=160 "
+            "! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1 pt=0",
+    "pcma": "audiotestsrc is-live=false wave=sine freq=440 volume=0.3 samplesperbuffer=160 "
+            "! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1 pt=8",
+}
+
+
+def make_factory(clip: Clip, pool, protected: bool, audio: str | None = None) -> "GstRtspServer.RTSPMediaFactory":
     factory = GstRtspServer.RTSPMediaFactory()
     if protected:  # only the authenticated role may open or construct the media
         factory.add_role_from_structure(Gst.Structure.new_from_string(
             f"{AUTH_ROLE}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"))
+    audio_branch = f" {AUDIO_BRANCHES[audio]}" if audio else ""
     factory.set_launch(
         "( appsrc name=src is-live=false format=time do-timestamp=false "
-        "! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        f"! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1{audio_branch} )"
     )
     factory.set_shared(False)  # every client gets its own pipeline, from the start of the file
     factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
@@ -253,7 +268,8 @@ def make_factory(clip: Clip, pool, protected: bool) -> "GstRtspServer.RTSPMediaF
 
 def check_plugins() -> None:
     needed = ["filesrc", "parsebin", "h264parse", "appsink", "appsrc", "rtph264pay", "qtdemux",
-              "matroskademux", "fakesink"]
+              "matroskademux", "fakesink", "audiotestsrc", "voaacenc", "aacparse", "rtpmp4gpay", "mulawenc",
+              "rtppcmupay", "alawenc", "rtppcmapay"]
     missing = [name for name in needed if Gst.ElementFactory.find(name) is None]
     if missing:
         fail(EXIT_MISSING, f"GStreamer elements missing: {', '.join(missing)} (packages gstreamer1.0-plugins-"
@@ -265,6 +281,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=8554, help="TCP port for RTSP (0 = pick a free one)")
     p.add_argument("--mount", action="append", default=[], metavar="NAME=PATH",
                    help="serve PATH (MP4/MKV with H.264 video) at rtsp://127.0.0.1:PORT/NAME; repeatable")
+    p.add_argument("--audio", choices=sorted(AUDIO_BRANCHES), help="add an audio track (a tone) to every mount")
     p.add_argument("--ready-file", help="write {\"port\": N, \"mounts\": [...]} here once listening")
     p.add_argument("--auth", metavar="USER:PASSWORD",
                    help="require these credentials (RTSP Basic auth), like a real camera; read from "
@@ -318,7 +335,7 @@ def main(argv: list[str]) -> int:
         server.set_auth(auth)
     mount_points = server.get_mount_points()
     for clip in clips:
-        mount_points.add_factory(f"/{clip.name}", make_factory(clip, pool, bool(args.auth)))
+        mount_points.add_factory(f"/{clip.name}", make_factory(clip, pool, bool(args.auth), args.audio))
 
     clients = {"next": 0}
 

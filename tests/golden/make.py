@@ -127,6 +127,8 @@ def cases() -> list[tuple[str, bytes, Any, str]]:
                                    keep_event_days=30.0, max_gb=50.5, created_at=t0, updated_at=t0 + 1),
          "CameraConfig, value of the `cameras` KV bucket, every field set"),
         ("camera-v1-defaults", CameraConfig(name="gate", url="rtsp://192.0.2.11/"), "CameraConfig, defaults"),
+        ("camera-v1-audio-off", CameraConfig(name="yard", url="rtsp://192.0.2.13/", audio="off"),
+         "CameraConfig recording video only (audio is written only when not the default, copy)"),
         ("camera-v1-zones", CameraConfig.create(
             name="drive", url="rtsp://192.0.2.12/", created_at=t0, updated_at=t0,
             zones=({"name": "drive", "points": ((0.1, 0.5), (0.4, 0.5), (0.4, 0.9))},),

@@ -1,0 +1,136 @@
+"""One session's audio: the camera's audio units -> AAC packets with their time on the session's wall clock.
+
+AAC is copied. G.711 (PCMU/PCMA) is transcoded here, in ingest, with one encoder for the whole session (FFmpeg's
+AAC encoder through PyAV, 32 kbit/s at the camera's rate): the bus then carries AAC only, so the segmenter,
+clips, HLS and live all copy it, a chunk rebuilt after a crash is byte-identical (it is made from the same packets),
+and the audio stays continuous across chunk seams (a per-chunk encoder would restart its priming at every seam).
+Its cost (bench/results/recording.md) is under 1 % of a core per camera.
+
+Time: every packet's pts counts samples (time base 1/sample rate) and its wall time is
+`anchor wall + (pts - anchor pts) / rate`. The anchor is the video's (`video_anchor`) when the source puts both
+tracks on one timeline (FFmpeg); otherwise (Spectare's RTSP client, whose RTP clocks start anywhere) it is the first
+audio unit's receipt, taken in the same socket read as the video around it. Either way audio advances by its own
+sample clock, so it cannot drift from the camera's.
+"""
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import cast
+
+import av
+from av.audio.codeccontext import AudioCodecContext
+
+from spectare.schemas import AudioTrack
+
+from .media import AudioInfo, AudioUnit
+from .rtpaudio import AAC_FRAME_SAMPLES
+
+G711_AAC_BIT_RATE = 32000
+# A hole in G.711 up to this long (lost packets) is filled with silence so later audio keeps its time; a longer
+# one restarts the sample count there.
+_MAX_SILENCE_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class TimedAudio:
+    pts: int  # samples
+    duration: int  # samples
+    data: bytes  # one raw AAC access unit
+    wall_time: float
+
+
+class AudioError(Exception):
+    """The audio track cannot be recorded (its transcoder would not open)."""
+
+
+class AudioPath:
+    """Audio units of one session -> TimedAudio, in order."""
+
+    def __init__(self, info: AudioInfo) -> None:
+        self.info = info
+        self.rate = info.sample_rate
+        self._transcoder = None if info.codec == "aac" else _G711ToAac(info)
+        extradata = info.extradata if self._transcoder is None else self._transcoder.extradata
+        self.track = AudioTrack(codec="aac", sample_rate=self.rate, channels=info.channels,
+                                time_base=(1, self.rate), extradata=extradata)
+        self._scale = info.time_base * self.rate  # source ticks -> samples
+        self._anchor: tuple[float, int] | None = None  # (wall, samples) where the audio is placed
+        self.dropped_before_video = 0
+        self.transcoded = 0
+
+    def push(self, unit: AudioUnit, video_anchor: tuple[float, float] | None) -> list[TimedAudio]:
+        """`video_anchor`: (wall time, media seconds) of the video's first timed packet, None until there is one."""
+        samples = round(unit.pts * self._scale)
+        if self._anchor is None:
+            if self.info.shared_timeline:
+                if video_anchor is None:
+                    self.dropped_before_video += 1
+                    return []
+                wall, seconds = video_anchor
+                self._anchor = (wall, round(Fraction(seconds) * self.rate))
+            else:
+                self._anchor = (unit.received, samples)
+        if self._transcoder is None:
+            duration = round(unit.duration * self._scale) if unit.duration else AAC_FRAME_SAMPLES
+            return [self._timed(samples, duration, unit.data)]
+        out = [self._timed(pts, AAC_FRAME_SAMPLES, data) for pts, data in self._transcoder.push(samples, unit.data)]
+        self.transcoded += len(out)
+        return out
+
+    def _timed(self, pts: int, duration: int, data: bytes) -> TimedAudio:
+        assert self._anchor is not None
+        wall, origin = self._anchor
+        return TimedAudio(pts, duration, data, wall + (pts - origin) / self.rate)
+
+
+class _G711ToAac:
+    """G.711 sample runs (with their first sample's position) -> AAC access units (pts in samples)."""
+
+    def __init__(self, info: AudioInfo) -> None:
+        layout = "mono" if info.channels == 1 else "stereo"
+        try:
+            self.decoder = cast(AudioCodecContext, av.CodecContext.create(info.codec, "r"))
+            self.decoder.sample_rate, self.decoder.layout = info.sample_rate, layout
+            self.encoder = av.CodecContext.create("aac", "w")
+            self.encoder.sample_rate, self.encoder.layout, self.encoder.format = info.sample_rate, layout, "fltp"
+            self.encoder.bit_rate = G711_AAC_BIT_RATE
+            self.encoder.time_base = Fraction(1, info.sample_rate)
+            self.encoder.open()
+        except (av.FFmpegError, ValueError) as exc:
+            raise AudioError(f"cannot transcode {info.codec} to AAC: {exc}") from None
+        self.extradata = bytes(self.encoder.extradata or b"")
+        self.rate = info.sample_rate
+        self.resampler = av.AudioResampler(format="fltp", layout=layout, rate=info.sample_rate)
+        self.fifo = av.AudioFifo()
+        self.next_in: int | None = None  # position of the next sample expected from the camera
+        self.next_out = 0  # position of the first sample in the fifo
+        self.frame = self.encoder.frame_size or AAC_FRAME_SAMPLES
+        self.silence = b"\xff" if info.codec == "pcm_mulaw" else b"\xd5"  # G.711's zero
+
+    def push(self, position: int, data: bytes) -> list[tuple[int, bytes]]:
+        channels = len(self.encoder.layout.channels)
+        if self.next_in is not None:
+            hole = position - self.next_in
+            if hole < 0:
+                return []  # overlaps what was already encoded (a repeat): dropped
+            if 0 < hole <= _MAX_SILENCE_S * self.rate:
+                data = self.silence * (hole * channels) + data
+                position = self.next_in
+            elif hole:
+                self.fifo = av.AudioFifo()  # too long a hole: count from here (the queued tail is dropped)
+                self.next_in = None
+        if self.next_in is None:
+            self.next_out = position - self.fifo.samples
+        self.next_in = position + len(data) // channels
+        for frame in self.decoder.decode(av.Packet(data)):
+            for resampled in self.resampler.resample(frame):
+                resampled.pts = None  # the fifo counts samples itself
+                self.fifo.write(resampled)
+        out: list[tuple[int, bytes]] = []
+        while self.fifo.samples >= self.frame:
+            block = self.fifo.read(self.frame)
+            assert block is not None  # the fifo holds enough samples
+            block.pts, block.time_base = self.next_out, self.encoder.time_base
+            self.next_out += self.frame
+            out += [(packet.pts or 0, bytes(packet)) for packet in self.encoder.encode(block)]
+        return out
