@@ -5,6 +5,11 @@ requested start, up to one GOP early (1 s on a camera with a 1 s GOP); `Clip.sta
 really starts. It ends with the last frame that begins before the requested end, so the end is exact
 to the frame. A gap between chunks (camera down) stays a jump in time inside the clip, so the clip's
 timeline matches the wall clock; players hold the last picture over it.
+
+Audio (AAC, copied) comes along: each audio packet is placed by its wall time (the chunk's start plus its offset
+from the chunk's first frame) and kept when it starts inside the clip; at a seam, a packet that would overlap the
+previous chunk's last one (a chunk's first audio frame is moved to its start, up to one frame early) is moved just
+after it, so the clip's audio runs on without a hole or an overlap.
 """
 
 import math
@@ -72,6 +77,8 @@ class _ClipWriter:
         self.output = av.open(str(out), "w", format="mp4")
         self.stream: av.VideoStream | None = None
         self.time_base: Fraction | None = None
+        self.audio: av.AudioStream | None = None
+        self.next_audio = 0  # ticks of the audio time base: where the next audio packet may start
         self.origin = math.nan  # wall time at clip time 0: the first frame written
         self.next_dts = 0  # ticks: every later packet decodes at or after this
         self.last_end = math.nan
@@ -87,7 +94,11 @@ class _ClipWriter:
             if not source.streams.video:
                 raise ClipError(f"chunk {chunk.path.name} has no video")
             video = source.streams.video[0]
-            packets = [p for p in source.demux(video) if p.size and p.pts is not None]
+            audio = source.streams.audio[0] if source.streams.audio else None
+            packets, sounds = [], []
+            for p in source.demux(*([video, audio] if audio is not None else [video])):
+                if p.size and p.pts is not None:
+                    (packets if p.stream is video else sounds).append(p)
             if not packets:
                 return
             tb = video.time_base
@@ -96,6 +107,8 @@ class _ClipWriter:
             if self.stream is None:
                 self.stream = self.output.add_stream_from_template(video)
                 self.time_base = tb
+                if audio is not None and audio.codec_context.name == "aac":
+                    self.audio = self.output.add_stream_from_template(audio)
             first_pts = min(_pts(p) for p in packets)
 
             def wall(ticks: int) -> float:
@@ -122,7 +135,30 @@ class _ClipWriter:
                 self.last_end = self.origin + float((pts + duration) * tb)
                 self.frames += 1
                 wrote = True
+            if wrote and audio is not None and self.audio is not None:
+                self._add_audio(sounds, chunk.start - float(first_pts * tb), audio)
             self.chunks += wrote
+
+    def _add_audio(self, packets: list[av.Packet], wall_origin: float, stream: av.AudioStream) -> None:
+        """The chunk's audio packets that start inside the clip; `wall_origin`: wall time of the chunk's tick 0."""
+        assert self.audio is not None
+        tb = stream.time_base
+        if tb is None:
+            raise ClipError("a chunk's audio has no time base")
+        frame = round(Fraction(stream.codec_context.frame_size or 1024, stream.codec_context.sample_rate) / tb)
+        for i, packet in enumerate(packets):
+            start, duration = _pts(packet), packet.duration or frame
+            if i == 0 and duration > frame:  # moved to the chunk's start and lengthened by the muxer: undone
+                start, duration = start + duration - frame, frame
+            wall = wall_origin + float(start * tb)
+            if wall < self.origin or wall >= self.end:
+                continue
+            at = max(round((wall - self.origin) / tb), self.next_audio)
+            packet.pts = packet.dts = at
+            packet.duration, packet.time_base = duration, tb
+            packet.stream = self.audio
+            self.output.mux(packet)
+            self.next_audio = at + duration
 
     def _shift(self, chunk: ChunkFile, first_pts: int, tb: Fraction) -> int:
         """Ticks to add to this chunk's timestamps: where it starts on the clip's timeline (its wall start),
