@@ -95,7 +95,8 @@ class _ClipWriter:
                 raise ClipError(f"chunk {chunk.path.name} has no video")
             video = source.streams.video[0]
             audio = source.streams.audio[0] if source.streams.audio else None
-            packets, sounds = [], []
+            packets: list[av.Packet] = []
+            sounds: list[av.Packet] = []
             for p in source.demux(*([video, audio] if audio is not None else [video])):
                 if p.size and p.pts is not None:
                     (packets if p.stream is video else sounds).append(p)
