@@ -334,7 +334,7 @@ async def test_sql_refuses_writes_files_and_bad_queries_with_one_line(settings, 
         with pytest.raises(IndexQueryError, match=message) as refused:
             await client.sql(sql)
         assert "\n" not in str(refused.value), sql
-    assert (await client.status()).tables == {"cameras": 1, "chunks": 4, "gaps": 1, "detections": 6}
+    assert (await client.status()).tables == {"cameras": 1, "chunks": 4, "gaps": 1, "detections": 6, "events": 0}
 
 
 async def test_sql_rows_are_capped_slow_queries_stopped_and_the_index_untouched(js, settings, footage, indexers, nc):
@@ -410,7 +410,7 @@ def test_cli_search_footage_at_and_sql_as_a_user_runs_them(settings, tmp_path):
     none = run_cli(settings, "search", "--since", "1h")
     assert none.returncode == 1
     assert none.stderr.strip().splitlines() == [
-        f"spectare: error: no indexer is running (nothing answers on {settings.names.index('search')}): start one "
+        f"spectare: error: no indexer is running (nothing answers on {settings.names.index('events')}): start one "
         "with `spectare up`, or `python -m spectare.indexer` beside your NATS"]
 
 

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from spectare import __version__
 from spectare.core.errors import SpectareError
 
-from . import cameras, detections, errors, footage, live, login, media, search, system, webui
+from . import cameras, detections, errors, events, footage, live, login, media, search, system, webui
 from .errors import PROBLEMS, ApiError
 from .middleware import ApiMetrics, BodyLimit, MetricsMiddleware
 from .state import ApiState
@@ -24,6 +24,7 @@ TAGS = [
     {"name": "cameras", "description": "the camera registry (URL passwords are stored, never returned)"},
     {"name": "footage", "description": "recorded chunks, clips, snapshots, searches"},
     {"name": "detections", "description": "live detections as server-sent events"},
+    {"name": "events", "description": "tracked-object events (new, update, end) as server-sent events"},
     {"name": "system", "description": "health, statistics, metrics"},
     {"name": "auth", "description": "browser login: a session cookie in place of the bearer header"},
     {"name": "media", "description": "video for players: recorded footage as HLS (playlists for a range, their "
@@ -58,7 +59,7 @@ def create_app(state: ApiState) -> FastAPI:
     app.exception_handler(Exception)(errors.internal_error)
 
     # In this order, the order of the OpenAPI document's paths. Every route but /healthz and /auth states its scope.
-    for module in (system, cameras, footage, search, detections):
+    for module in (system, cameras, footage, search, detections, events):
         app.include_router(module.router)
     app.include_router(login.router)
     app.include_router(media.router)

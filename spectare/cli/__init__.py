@@ -16,6 +16,7 @@ from spectare.core.redact import redact
 from .camera import camera
 from .clip import clip
 from .detections import detections
+from .events import events
 from .footage import footage
 from .maintenance import export, retention
 from .search import search, sql
@@ -39,6 +40,7 @@ def cli(config_file: Path | None, state_dir: Path | None, verbose: bool) -> None
     Add a camera:                       spectare camera add porch rtsp://user:pass@192.0.2.7/stream1
     List cameras:                       spectare camera list
     Watch people and vehicles:          spectare detections tail --label person
+    One line per object, in and out:    spectare events tail --label person
     Find people seen yesterday:         spectare search --label person --start "yesterday 00:00" --end today
     What was recorded at a moment:      spectare footage at porch "today 08:30"
     A token for the HTTP API:           spectare token create --scope read
@@ -62,6 +64,7 @@ cli.add_command(testcam)
 cli.add_command(camera)
 cli.add_command(footage)
 cli.add_command(detections)
+cli.add_command(events)
 cli.add_command(clip)
 cli.add_command(retention)
 cli.add_command(export)

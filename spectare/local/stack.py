@@ -1,7 +1,8 @@
 """`spectare up`: the whole system on one machine, under one state directory.
 
 Layout of the state directory (default `.spectare/`):
-  nats/        nats-server config and JetStream file store
+  nats/        nats-server config and JetStream file store; nats-server also listens for MQTT clients (home
+               automation: events as JSON on `spectare/events/<camera>/<label>`) on a loopback port it prints
   s3/          SeaweedFS data and its identity file
   logs/        one log file per process
   credentials.json  S3 keys generated on the first run (mode 600)
@@ -45,6 +46,9 @@ log = logging.getLogger(__name__)
 # Services `spectare up` runs, each as `python -m spectare.<name>`, in start order.
 SERVICES: tuple[str, ...] = ("ingest", "segmenter", "detector", "indexer", "api")
 API_TOKEN_FILE = "api-token"
+
+# The indexer's default `mqtt_prefix`: its MQTT bridge republishes events as JSON under this first topic level.
+MQTT_PREFIX = "spectare"
 
 DEMO_CAMERA = "demo"
 DEMO_SOURCE = ASSETS_DIR / "demo" / "market-street.mp4"
@@ -115,7 +119,8 @@ class LocalStack:
         logs = self.state_dir / "logs"
 
         nats = NatsServer(self.state_dir / "nats", logs / "nats-server.log",
-                          port=self.options.nats_port or previous.get("nats"))
+                          port=self.options.nats_port or previous.get("nats"),
+                          mqtt_port=previous.get("mqtt") or free_ports(1)[0])
         creds = S3Credentials.load_or_create(self.state_dir / "credentials.json")
         s3 = SeaweedS3(self.state_dir / "s3", logs / "seaweedfs.log", creds,
                        port=self.options.s3_port or previous.get("s3"))
@@ -131,7 +136,7 @@ class LocalStack:
         ensure_bucket(self.settings.s3)
         asyncio.run(self._ensure_topology())
 
-        ports = {"nats": nats.port, "s3": s3.port}
+        ports = {"nats": nats.port, "s3": s3.port, "mqtt": nats.mqtt_port}
         demo: dict[str, str] = {}
         if self.options.demo:
             camera = self._start_demo_camera(logs, self.options.camera_port or previous.get("camera"))
@@ -161,6 +166,7 @@ class LocalStack:
                 "s3": {"endpoint": s3.endpoint, "access_key": creds.access_key, "secret_key": creds.secret_key,
                        "bucket": self.settings.s3.bucket, "secure": False},
             },
+            "mqtt": {"url": nats.mqtt_url, "topics": f"{MQTT_PREFIX}/events/<camera>/<label>"},
             "services": list(SERVICES),
             "metrics": {service: f"http://127.0.0.1:{port}/metrics" for service, port in metrics.items()},
             "api": {"url": web_url, "token_file": str(token_file)},
@@ -282,6 +288,8 @@ def describe(info: dict[str, Any], settings: Settings, login_link: str | None = 
             lines.append(f"             log in: {login_link}  (one use, within {LOGIN_CODE_TTL_S / 60:.0f} minutes)")
     lines += [
         f"  NATS       {client['nats']['url']}",
+        *([f"  MQTT       {info['mqtt']['url']}  events as JSON on {info['mqtt']['topics']} (Home Assistant)"]
+          if info.get("mqtt") else []),
         f"  S3         {endpoint_url(settings.s3.model_copy(update={'endpoint': client['s3']['endpoint']}))}"
         f"  bucket {client['s3']['bucket']}  (keys in {info['state_dir']}/credentials.json)",
         f"  state dir  {info['state_dir']}",
