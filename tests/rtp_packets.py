@@ -34,7 +34,10 @@ def packetize(codec: str, units: list[bytes], mtu: int, aggregate: bool, ts0: in
             payloads += aggregated(codec, small)
             small = []
             body = nal[header:]
-            pieces = [body[j:j + mtu] for j in range(0, len(body), mtu)]
+            # Each packet within the MTU with its FU header(s); so a NAL unit just over it still takes two
+            # (RFC 6184 5.8 / RFC 7798 4.4.3: an FU must not be both start and end).
+            size = mtu - header - 1
+            pieces = [body[j:j + size] for j in range(0, len(body), size)]
             for k, piece in enumerate(pieces):
                 s_bit, e_bit = 0x80 if k == 0 else 0, 0x40 if k == len(pieces) - 1 else 0
                 if codec == "hevc":

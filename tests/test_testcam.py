@@ -296,15 +296,6 @@ def test_file_without_h264_is_refused(tmp_path):
         RtspTestCamera({"cam": not_h264}, tmp_path / "cam.log").start()
 
 
-def test_file_with_b_frames_is_refused(tmp_path):
-    b_frames = tmp_path / "bframes.mp4"
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(source_video()),
-                    "-t", "1", "-an", "-vf", "scale=160:120", "-c:v", "libx264", "-bf", "2",
-                    str(b_frames)], check=True)
-    with pytest.raises(StackError, match="B-frames"):
-        RtspTestCamera({"cam": b_frames}, tmp_path / "cam.log").start()
-
-
 def test_missing_gstreamer_says_run_make_setup(clips, tmp_path, monkeypatch):
     # an interpreter that cannot import gi: the system one without its site-packages
     no_gi = tmp_path / "python-without-gi"

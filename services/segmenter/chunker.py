@@ -263,8 +263,8 @@ class Chunker:
 
 def _end_of_last_frame(chunk: _Open) -> float:
     """Wall time the chunk's last video frame ends: its duration, else the frame interval before it,
-    else the nominal frame rate."""
-    video = [p for p in chunk.packets if p.track == "video"]
+    else the nominal frame rate. The last frame shown, not the last decoded: with B-frames they differ."""
+    video = sorted((p for p in chunk.packets if p.track == "video"), key=lambda p: p.wall_time)
     last = video[-1]
     if last.duration > 0:
         return last.wall_time + float(last.duration * Fraction(*chunk.info.video.time_base))

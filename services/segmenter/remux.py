@@ -179,8 +179,9 @@ def _video_packets(video: list[Packet], plan: ChunkPlan, tb: Fraction, stream: a
     for i, p in enumerate(video):
         if i + 1 < len(video):
             duration = dts[i + 1] - dts[i]
-        else:
-            duration = _ticks(plan.end - p.wall_time, tb)
+        else:  # the chunk's samples together last from its start to its end (B-frames: the last decoded frame
+            # need not be the last shown, so not from this frame's own time)
+            duration = _ticks(plan.end - plan.start, tb) - dts[i]
             if duration <= 0:
                 duration = p.duration or (dts[i] - dts[i - 1] if i else 0)
         out.append(_av_packet(p.data, pts[i], dts[i], max(duration, 0), tb, p.keyframe, stream))

@@ -2,7 +2,7 @@
 
 `RtspTestCamera` runs `testcam_server.py` (GStreamer's RTSP server) under the system Python, which has
 PyGObject; `make_test_clip` builds the clips it serves from a real source video with ffmpeg (H.264, no
-B-frames, fixed closed GOP), and `probe_clip` says what a clip holds. Tests, `spectare up --demo` and
+B-frames unless asked for, fixed closed GOP), and `probe_clip` says what a clip holds. Tests, `spectare up --demo` and
 the benchmarks all build their cameras this way.
 """
 
@@ -152,10 +152,11 @@ def _fps_arg(fps: float) -> str:
 
 
 def make_test_clip(source: Path, out: Path, *, width: int, height: int, fps: float, gop_seconds: float,
-                   seconds: float, bitrate_kbps: int | None = None) -> Path:
+                   seconds: float, bitrate_kbps: int | None = None, bframes: int = 0) -> Path:
     """Transcode `source` into an MP4 a test camera can serve, and return `out`.
 
-    H.264 (High profile, yuv420p), no B-frames, a closed GOP of exactly fps*gop_seconds frames (an IDR
+    H.264 (High profile, yuv420p), `bframes` B-frames (0: none; 3 with x264's other defaults, pyramid and
+    adaptive placement, is what x264 makes by default), a closed GOP of exactly fps*gop_seconds frames (an IDR
     every GOP and nowhere else), no audio, scaled and centre-cropped to width x height at `fps`, the
     source looped as often as needed to last `seconds`. Cached: when `out` exists, is newer than
     `source` and was made with the same settings, nothing is done.
@@ -170,7 +171,7 @@ def make_test_clip(source: Path, out: Path, *, width: int, height: int, fps: flo
     if gop < 1 or frames < 1:
         raise ValueError(f"fps={fps}, gop_seconds={gop_seconds}, seconds={seconds} give an empty GOP or clip")
     settings = f"spectare-testclip w={width} h={height} fps={_fps_arg(fps)} gop={gop} frames={frames} " \
-               f"kbps={bitrate_kbps or 'crf23'}"
+               f"kbps={bitrate_kbps or 'crf23'}" + (f" bf={bframes}" if bframes else "")
     if out.is_file() and out.stat().st_mtime >= source.stat().st_mtime and _clip_settings(out) == settings:
         return out
 
@@ -190,7 +191,7 @@ def make_test_clip(source: Path, out: Path, *, width: int, height: int, fps: flo
                f"crop={width}:{height},setsar=1",
         "-frames:v", str(frames),
         "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p",
-        "-bf", "0", "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-flags", "+cgop",
+        "-bf", str(bframes), "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-flags", "+cgop",
         *rate,
         "-metadata", f"comment={settings}",
         "-movflags", "+faststart", "-f", "mp4", str(part),

@@ -8,8 +8,9 @@ so it imports only the standard library and `gi`. `spectare.local.testcam` start
 How it works: each file is demuxed once into memory as H.264 access units (Annex-B, SPS/PPS before
 every IDR). Every client gets its own pipeline `appsrc ! h264parse ! rtph264pay` (the factory is not
 shared), fed from the first access unit with timestamps that keep increasing across loops, so a client
-sees one endless, real-time stream that starts at the beginning of the file. RTP goes over TCP
-(interleaved) or UDP, whichever the client asks for; every socket is bound to 127.0.0.1.
+sees one endless, real-time stream that starts at the beginning of the file. A file with B-frames is served
+as a camera sends one: access units in decode order, each stamped (RTP timestamp) with its presentation time.
+RTP goes over TCP (interleaved) or UDP, whichever the client asks for; every socket is bound to 127.0.0.1.
 
 `--audio aac|pcmu|pcma` adds an audio track to every mount: a 440 Hz tone from `audiotestsrc`, timestamped from 0
 like the video (both run on the pipeline's clock, so they stay in sync), AAC-LC 48 kHz mono in RFC 3640
@@ -67,11 +68,14 @@ class Clip:
     """One file's H.264 access units, in decode order, held in memory."""
 
     def __init__(self, name: str, path: str, aus: list[bytes], keys: list[bool], width: int, height: int,
-                 fps_n: int, fps_d: int) -> None:
+                 fps_n: int, fps_d: int, shown: list[int]) -> None:
         self.name = name
         self.path = path
         self.aus = aus
         self.keys = keys
+        self.shown = shown  # each access unit's place in presentation order (B-frames: not its own)
+        # Frames a unit may come before its place in decode order: its decode time is that many frames earlier.
+        self.depth = max([i - s for i, s in enumerate(shown)] + [0])
         self.width = width
         self.height = height
         self.fps_n = fps_n
@@ -87,7 +91,7 @@ class Clip:
 
 
 def load_clip(name: str, path: str) -> Clip:
-    """Demux `path` once into Annex-B access units; refuse files without H.264 or with reordered frames."""
+    """Demux `path` once into Annex-B access units (decode order); refuse files without H.264."""
     if not os.path.isfile(path):
         fail(EXIT_BAD_INPUT, f"mount {name}: file not found: {path}")
     pipeline = Gst.Pipeline.new(f"load-{name}")
@@ -181,16 +185,17 @@ def load_clip(name: str, path: str) -> Clip:
     if not aus:
         fail(EXIT_BAD_INPUT, f"mount {name}: {path} has no video frames")
 
-    # Frames must come in presentation order (no B-frames): the served timestamps are frame_index * duration.
-    stamped = [p for p in pts_list if p != Gst.CLOCK_TIME_NONE]
-    if any(b < a for a, b in zip(stamped, stamped[1:], strict=False)):
-        fail(EXIT_BAD_INPUT, f"mount {name}: {path} has B-frames (reordered frames); re-encode it with "
-                             f"`-bf 0` (spectare.local.testcam.make_test_clip does)")
-
     first_key = keys.index(True) if True in keys else -1
     if first_key < 0:
         fail(EXIT_BAD_INPUT, f"mount {name}: {path} has no keyframe")
     aus, keys, stamped_from = aus[first_key:], keys[first_key:], pts_list[first_key:]
+    # Served times are frame_index * duration in presentation order; B-frames' order comes from the file's pts.
+    if Gst.CLOCK_TIME_NONE in stamped_from:
+        shown = list(range(len(aus)))
+    else:
+        shown = [0] * len(aus)
+        for place, unit in enumerate(sorted(range(len(aus)), key=stamped_from.__getitem__)):
+            shown[unit] = place
 
     s = caps.get_structure(0)
     _, width = s.get_int("width")
@@ -198,15 +203,15 @@ def load_clip(name: str, path: str) -> Clip:
     ok, fps_n, fps_d = s.get_fraction("framerate")
     if not ok or fps_n <= 0 or fps_d <= 0:
         # Variable or unknown frame rate: use the median spacing of the timestamps, else 30 fps.
-        deltas = sorted(b - a for a, b in zip(stamped_from, stamped_from[1:], strict=False)
-                        if a != Gst.CLOCK_TIME_NONE and b != Gst.CLOCK_TIME_NONE and b > a)
+        stamped = sorted(p for p in stamped_from if p != Gst.CLOCK_TIME_NONE)
+        deltas = sorted(b - a for a, b in zip(stamped, stamped[1:], strict=False) if b > a)
         if deltas:
             fps_n, fps_d = _NS, deltas[len(deltas) // 2]
         else:
             fps_n, fps_d = 30, 1
-    clip = Clip(name, path, aus, keys, width, height, fps_n, fps_d)
+    clip = Clip(name, path, aus, keys, width, height, fps_n, fps_d, shown)
     log(f"mount /{name}: {path}: {len(aus)} frames {width}x{height} @ {fps_n / fps_d:.3f} fps, "
-        f"{sum(keys)} keyframes, {sum(map(len, aus)) / 1e6:.1f} MB")
+        f"{sum(keys)} keyframes, B-frame reorder depth {clip.depth}, {sum(map(len, aus)) / 1e6:.1f} MB")
     return clip
 
 
@@ -219,11 +224,12 @@ class Feeder:
 
     def need_data(self, appsrc, _length) -> None:
         clip = self.clip
-        i = self.n % len(clip.aus)
+        lap, i = divmod(self.n, len(clip.aus))
         buf = Gst.Buffer.new_wrapped(clip.aus[i])
-        pts = clip.pts(self.n)
-        buf.pts = buf.dts = pts
-        buf.duration = clip.pts(self.n + 1) - pts
+        # Presentation `depth` frames after decode: no unit is shown before it is decoded, none before 0.
+        shown = lap * len(clip.aus) + clip.shown[i] + clip.depth
+        buf.pts, buf.dts = clip.pts(shown), clip.pts(self.n)
+        buf.duration = clip.pts(shown + 1) - buf.pts
         if not clip.keys[i]:
             buf.set_flags(Gst.BufferFlags.DELTA_UNIT)
         self.n += 1
