@@ -19,7 +19,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from spectare.core.sessions import SessionStore
 from spectare.core.store import s3_client
 from spectare.core.tokens import TokenStore
-from spectare.schemas import CameraConfig, Detection
+from spectare.schemas import CameraConfig, Detection, ObjectEvent, event_id
 from spectare.schemas.keys import snapshot_key
 
 from .helpers import eventually
@@ -217,7 +217,7 @@ async def test_a_detection_in_explore_opens_the_camera_view_at_its_time(stack, d
     await page.get_by_label("Label").fill("car")
     await page.get_by_role("button", name="Search").click()
     await page.wait_for_url("**/explore?label=car")
-    await expect(page.get_by_text("No incidents in this range.")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    await expect(page.get_by_text("Nothing found in this range.")).to_be_visible(timeout=UI_TIMEOUT_MS)
     await page.go_back()
     await expect(row).to_contain_text("person", timeout=UI_TIMEOUT_MS)
 
@@ -241,7 +241,7 @@ async def test_explore_pages_back_with_load_more(stack, desktop):
     await login(page, stack, path=f"/explore?label=dog&start={_iso(now - 4 * 3600)}")
     rows = page.locator(".incident")
     await expect(rows).to_have_count(50, timeout=UI_TIMEOUT_MS)
-    await expect(page.locator(".result-count")).to_contain_text(f"50 incidents shown, {count - 50} older")
+    await expect(page.locator(".result-count")).to_contain_text(f"50 shown, {count - 50} older")
     await page.get_by_role("button", name="Load more").click()
     await expect(rows).to_have_count(count, timeout=UI_TIMEOUT_MS)
     await expect(page.get_by_role("button", name="Load more")).to_have_count(0)
@@ -339,3 +339,35 @@ async def test_every_view_at_both_sizes(stack, browser, size):
             await screenshot(page, f"{name}-{size}")
     finally:
         await context.close()
+
+
+async def test_a_tracked_object_in_explore_says_it_is_parked_in_its_zone_and_the_zone_filter_finds_it(stack, desktop):
+    page, now = desktop, time.time()
+    base = dict(camera=CAMERA, object_id="parked-1", label="car", first_seen=now - 300, top_score=0.82,
+                box=(0.4, 0.5, 0.6, 0.8), session="events", keyframe_seq=1)
+    for seq, event in enumerate([
+        ObjectEvent(type="new", seq=0, time=now - 298, last_seen=now - 298, zones=("drive",),
+                    entered_zones=("drive",), **base),
+        ObjectEvent(type="update", seq=1, time=now - 240, last_seen=now - 240, zones=("drive",),
+                    entered_zones=("drive",), stationary=True, changes=("stationary",), **base),
+    ]):
+        await stack.js.publish(stack.settings.names.events(CAMERA, "car"), event.encode(),
+                               headers={"Nats-Msg-Id": event_id(CAMERA, "parked-1", seq)})
+
+    async def indexed() -> bool:
+        found = await stack.get("/search", camera=CAMERA, kind="events", start="1h")
+        return any(e["object_id"] == "parked-1" and e["stationary"] for e in found["events"])
+    await eventually(indexed, 60, what="the parked car's events indexed")
+
+    await login(page, stack, path=f"/explore?start={_iso(now - 3600)}")
+    row = page.locator(".incident", has_text="tracked")
+    await expect(row).to_contain_text("car", timeout=UI_TIMEOUT_MS)
+    await expect(row).to_contain_text("tracked, stationary, in view · zones drive")
+    await page.get_by_label("Zone").fill("porch_steps")
+    await page.get_by_role("button", name="Search").click()
+    await expect(page.get_by_text("Nothing found in this range.")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    await page.get_by_label("Zone").fill("drive")
+    await page.get_by_role("button", name="Search").click()
+    await page.wait_for_url("**zone=drive")
+    await expect(page.locator(".incident")).to_have_count(1, timeout=UI_TIMEOUT_MS)
+    await expect(page.locator(".incident")).to_contain_text("zones drive")

@@ -112,7 +112,28 @@ export interface Incident {
   chunks: ChunkRef[];
 }
 
+/** One tracked object (GET /search `events[]`): an incident's fields that apply, and what the tracker tells. */
+export interface TrackedObject {
+  camera: string;
+  object_id: string;
+  label: string;
+  start: number;
+  end: number;
+  max_score: number;
+  snapshot_key: string | null;
+  snapshot_url: string | null;
+  snapshot?: string | null;
+  chunks: ChunkRef[];
+  zones: string[];
+  entered_zones: string[];
+  stationary: boolean;
+  ended: boolean;
+}
+
 export interface SearchResponse {
+  /** Tracked objects (absent from an API without a tracker). */
+  events?: TrackedObject[];
+  events_total?: number;
   incidents: Incident[];
   total: number;
   merge_gap_s: number;

@@ -3,14 +3,15 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { ApiError, api } from "../api";
 import { cameraAt } from "../components/feed";
 import { formatScore, formatWhen, fromLocalInput, toLocalInput } from "../format";
-import type { Camera, Incident, SearchResponse } from "../types";
-import { type Page, type SearchFilters, addPage, filtersFromQuery, firstPage, incidentKey, queryOfFilters, searchQuery, snapshotOf } from "./explorePaging";
+import type { Camera, SearchResponse } from "../types";
+import { type Finding, type Page, type SearchFilters, addPage, filtersFromQuery, findingKey, firstPage, queryOfFilters, searchQuery, snapshotOf } from "./explorePaging";
 import "./explore.css";
 import "./forms.css";
 
 const COMMON_LABELS = ["person", "car", "truck", "bicycle", "motorcycle", "bus", "dog", "cat", "bird"];
 
-/** Incidents from /search, newest first, filtered by camera, label, time range and score; pages with "Load more". */
+/** Tracked objects and incidents from /search, newest first, filtered by camera, label, time range, score and zone;
+ * pages with "Load more". */
 export function Explore() {
   const location = useLocation();
   const filters = useMemo(() => filtersFromQuery(location.query), [location.url]);
@@ -55,13 +56,13 @@ export function Explore() {
       {error && <p class="error-box" role="alert">{error}</p>}
       {page && (
         <p class="muted result-count" role="status">
-          {page.shown.length === 0 ? "No incidents in this range." : `${page.shown.length} incident${page.shown.length === 1 ? "" : "s"} shown${page.older ? `, ${page.older} older` : ""}`}
+          {page.shown.length === 0 ? "Nothing found in this range." : `${page.shown.length} shown${page.older ? `, ${page.older} older` : ""}`}
           {filters.start === null && " (the last 24 hours unless a start is set)"}
         </p>
       )}
       {page && page.shown.length > 0 && (
         <ul class="incidents">
-          {page.shown.map((incident) => <IncidentRow key={incidentKey(incident)} incident={incident} title={names.get(incident.camera) ?? incident.camera} />)}
+          {page.shown.map((found) => <FindingRow key={findingKey(found)} found={found} title={names.get(found.camera) ?? found.camera} />)}
         </ul>
       )}
       {busy && <p class="muted">Searching…</p>}
@@ -72,26 +73,29 @@ export function Explore() {
   );
 }
 
-function IncidentRow({ incident, title }: { incident: Incident; title: string }) {
-  const picture = snapshotOf(incident);
-  const seconds = Math.round(incident.end - incident.start);
+function FindingRow({ found, title }: { found: Finding; title: string }) {
+  const picture = snapshotOf(found);
+  const seconds = Math.round(found.end - found.start);
   return (
     <li>
-      <a class="incident" href={cameraAt(incident.camera, incident.start)}>
+      <a class="incident" href={cameraAt(found.camera, found.start)}>
         <span class="thumb">
-          {picture ? <img src={picture} alt={`${incident.label} on ${title}`} loading="lazy" width={160} height={90} />
+          {picture ? <img src={picture} alt={`${found.label} on ${title}`} loading="lazy" width={160} height={90} />
                    : <span class="thumb-none">no snapshot</span>}
         </span>
         <span class="incident-text">
-          <span class="incident-label">{incident.label}</span>
+          <span class="incident-label">{found.label}</span>
           <span class="incident-camera">{title}</span>
           <span class="incident-meta">
-            <time dateTime={new Date(incident.start * 1000).toISOString()}>{formatWhen(incident.start)}</time>
+            <time dateTime={new Date(found.start * 1000).toISOString()}>{formatWhen(found.start)}</time>
             {seconds > 0 && <span> · {seconds} s</span>}
-            <span> · {incident.detections} detection{incident.detections === 1 ? "" : "s"}</span>
+            {found.kind === "incident"
+              ? <span> · {found.detections} detection{found.detections === 1 ? "" : "s"}</span>
+              : <span class="tracked"> · tracked{found.stationary ? ", stationary" : ""}{found.ended ? "" : ", in view"}
+                  {found.entered_zones.length > 0 && ` · zones ${found.entered_zones.join(", ")}`}</span>}
           </span>
         </span>
-        <span class="incident-score" title="best score">{formatScore(incident.max_score)}</span>
+        <span class="incident-score" title="best score">{formatScore(found.max_score)}</span>
       </a>
     </li>
   );
@@ -103,6 +107,7 @@ function SearchForm({ filters, cameras, onSearch }: { filters: SearchFilters; ca
   const [start, setStart] = useState(filters.start === null ? "" : toLocalInput(filters.start));
   const [end, setEnd] = useState(filters.end === null ? "" : toLocalInput(filters.end));
   const [score, setScore] = useState(filters.minScore === null ? "" : String(Math.round(filters.minScore * 100)));
+  const [zone, setZone] = useState(filters.zone);
 
   useEffect(() => {  // back/forward or a link changed the URL: show its filters
     setCamera(filters.camera);
@@ -110,6 +115,7 @@ function SearchForm({ filters, cameras, onSearch }: { filters: SearchFilters; ca
     setStart(filters.start === null ? "" : toLocalInput(filters.start));
     setEnd(filters.end === null ? "" : toLocalInput(filters.end));
     setScore(filters.minScore === null ? "" : String(Math.round(filters.minScore * 100)));
+    setZone(filters.zone);
   }, [queryOfFilters(filters)]);
 
   const submit = (e: Event) => {
@@ -121,10 +127,11 @@ function SearchForm({ filters, cameras, onSearch }: { filters: SearchFilters; ca
       start: fromLocalInput(start),
       end: fromLocalInput(end),
       minScore: percent === null || !Number.isFinite(percent) ? null : Math.min(100, Math.max(0, percent)) / 100,
+      zone: zone.trim(),
     });
   };
   return (
-    <form class="filters" onSubmit={submit} aria-label="Search incidents">
+    <form class="filters" onSubmit={submit} aria-label="Search">
       <label class="field">
         <span class="field-label">Camera</span>
         <select name="camera" value={camera} onChange={(e) => setCamera(e.currentTarget.value)}>
@@ -151,9 +158,13 @@ function SearchForm({ filters, cameras, onSearch }: { filters: SearchFilters; ca
         <input name="min_score" type="number" min={0} max={100} step={5} placeholder="any" value={score}
                onInput={(e) => setScore(e.currentTarget.value)} />
       </label>
+      <label class="field field-narrow">
+        <span class="field-label">Zone</span>
+        <input name="zone" placeholder="any" value={zone} onInput={(e) => setZone(e.currentTarget.value)} />
+      </label>
       <div class="filter-buttons">
         <button type="submit" class="button primary">Search</button>
-        <button type="button" class="button" onClick={() => onSearch({ camera: "", label: "", start: null, end: null, minScore: null })}>Reset</button>
+        <button type="button" class="button" onClick={() => onSearch({ camera: "", label: "", start: null, end: null, minScore: null, zone: "" })}>Reset</button>
       </div>
     </form>
   );

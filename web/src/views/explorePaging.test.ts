@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Incident, SearchResponse } from "../types";
+import type { Incident, SearchResponse, TrackedObject } from "../types";
 import { NO_FILTERS, addPage, filtersFromQuery, firstPage, queryOfFilters, searchQuery, snapshotOf } from "./explorePaging";
 
 const incident = (camera: string, start: number, label = "person"): Incident => ({
@@ -9,9 +9,9 @@ const answer = (incidents: Incident[], total: number): SearchResponse => ({ inci
 
 describe("filters in the URL", () => {
   it("round-trip through the query", () => {
-    const f = { camera: "porch", label: "person", start: 1795788190, end: 1795791790, minScore: 0.5 };
+    const f = { camera: "porch", label: "person", start: 1795788190, end: 1795791790, minScore: 0.5, zone: "drive" };
     const text = queryOfFilters(f);
-    expect(text).toBe("camera=porch&label=person&start=2026-11-27T14%3A03%3A10Z&end=2026-11-27T15%3A03%3A10Z&min_score=0.5");
+    expect(text).toBe("camera=porch&label=person&start=2026-11-27T14%3A03%3A10Z&end=2026-11-27T15%3A03%3A10Z&min_score=0.5&zone=drive");
     expect(filtersFromQuery(Object.fromEntries(new URLSearchParams(text)))).toEqual(f);
   });
 
@@ -22,10 +22,30 @@ describe("filters in the URL", () => {
 
   it("ask /search for the 24 h before the end without a start, the cursor replacing the end", () => {
     expect(searchQuery(NO_FILTERS, null, 50, 1_000_000)).toEqual(
-      { camera: undefined, label: undefined, start: 913_600, end: undefined, min_score: undefined, limit: 50 });
+      { camera: undefined, label: undefined, start: 913_600, end: undefined, min_score: undefined, zone: undefined, limit: 50 });
     const f = { ...NO_FILTERS, camera: "porch", start: 100, end: 900, minScore: 0.3 };
-    expect(searchQuery(f, 500, 20)).toEqual({ camera: "porch", label: undefined, start: 100, end: 500, min_score: 0.3, limit: 20 });
+    expect(searchQuery(f, 500, 20)).toEqual({ camera: "porch", label: undefined, start: 100, end: 500, min_score: 0.3, zone: undefined, limit: 20 });
     expect(searchQuery({ ...NO_FILTERS, end: 90_000 }, null, 10).start).toBe(3600);
+  });
+});
+
+const tracked = (camera: string, objectId: string, start: number): TrackedObject => ({
+  camera, object_id: objectId, label: "car", start, end: start + 60, max_score: 0.8, snapshot_key: null, snapshot_url: null,
+  chunks: [], zones: [], entered_zones: ["drive"], stationary: true, ended: false,
+});
+
+describe("tracked objects beside incidents", () => {
+  it("are findings of their own, newest first, counted in what is older", () => {
+    const page = firstPage({ ...answer([incident("a", 150)], 1), events: [tracked("a", "7", 100), tracked("a", "8", 200)],
+                             events_total: 5 });
+    expect(page.shown.map((f) => `${f.kind}${f.start}`)).toEqual(["object200", "incident150", "object100"]);
+    expect(page.older).toBe(3);
+  });
+
+  it("are one row per object however often the inclusive end returns it", () => {
+    const one = firstPage({ ...answer([], 0), events: [tracked("a", "7", 100)], events_total: 2 });
+    const two = addPage(one, { ...answer([], 0), events: [tracked("a", "6", 100), tracked("a", "7", 100)], events_total: 2 });
+    expect(two.shown.map((f) => (f.kind === "object" ? f.object_id : ""))).toEqual(["7", "6"]);
   });
 });
 

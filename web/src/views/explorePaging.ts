@@ -1,11 +1,15 @@
 // Explore's filters (kept in the URL) and its paging through /search, pure.
 //
-// /search answers the latest `limit` incidents of the range (in time order) and how many it found in all. The next
-// page asks again with `end` = the oldest shown incident's start. The range is inclusive, so that incident (and
+// /search answers the latest `limit` tracked objects (`events[]`) and incidents (merged detections, where the index
+// has no events) of the range, in time order, and how many of each it found in all. Both are findings here. The
+// next page asks again with `end` = the oldest shown finding's start. The range is inclusive, so that finding (and
 // any other starting at the same instant) comes back again: they are dropped by their key.
 import type { Query } from "../api";
 import { isoUtc, parseIsoOrUnix } from "../time";
-import type { Incident, SearchResponse } from "../types";
+import type { Incident, SearchResponse, TrackedObject } from "../types";
+
+/** A row of the result list: a tracked object, or an incident of detections. */
+export type Finding = ({ kind: "object" } & TrackedObject) | ({ kind: "incident" } & Incident);
 
 export const PAGE_SIZE = 50;
 
@@ -16,9 +20,11 @@ export interface SearchFilters {
   end: number | null;
   /** 0..1; null: any score. */
   minScore: number | null;
+  /** Only objects that entered this zone ("": any). */
+  zone: string;
 }
 
-export const NO_FILTERS: SearchFilters = { camera: "", label: "", start: null, end: null, minScore: null };
+export const NO_FILTERS: SearchFilters = { camera: "", label: "", start: null, end: null, minScore: null, zone: "" };
 
 function score(text: string | undefined): number | null {
   if (!text) return null;
@@ -33,6 +39,7 @@ export function filtersFromQuery(query: Record<string, string | undefined>): Sea
     start: parseIsoOrUnix(query.start),
     end: parseIsoOrUnix(query.end),
     minScore: score(query.min_score),
+    zone: query.zone ?? "",
   };
 }
 
@@ -44,6 +51,7 @@ export function queryOfFilters(f: SearchFilters): string {
   if (f.start !== null) params.set("start", isoUtc(f.start));
   if (f.end !== null) params.set("end", isoUtc(f.end));
   if (f.minScore !== null) params.set("min_score", String(f.minScore));
+  if (f.zone.trim()) params.set("zone", f.zone.trim());
   return params.toString();
 }
 
@@ -58,18 +66,28 @@ export function searchQuery(f: SearchFilters, before: number | null, limit = PAG
     start,
     end: end ?? undefined,
     min_score: f.minScore ?? undefined,
+    zone: f.zone.trim() || undefined,
     limit,
   };
 }
 
-export const incidentKey = (i: Incident) => `${i.camera}\u0000${i.label}\u0000${i.start}`;
+export const findingKey = (f: Finding) =>
+  f.kind === "object" ? `o\u0000${f.camera}\u0000${f.object_id}` : `i\u0000${f.camera}\u0000${f.label}\u0000${f.start}`;
+
+/** The findings of one answer: its tracked objects and its incidents. */
+export function findingsOf(answer: SearchResponse): Finding[] {
+  return [
+    ...(answer.events ?? []).map((e): Finding => ({ kind: "object", ...e })),
+    ...answer.incidents.map((i): Finding => ({ kind: "incident", ...i })),
+  ];
+}
 
 export interface Page {
   /** Newest first. */
-  shown: Incident[];
+  shown: Finding[];
   /** `end` of the next request; null: nothing older. */
   before: number | null;
-  /** Incidents older than the shown ones, as the last answer counted them. */
+  /** Findings older than the shown ones, as the last answer counted them. */
   older: number;
 }
 
@@ -78,10 +96,11 @@ export function firstPage(answer: SearchResponse): Page {
 }
 
 export function addPage(page: Page, answer: SearchResponse): Page {
-  const seen = new Set(page.shown.map(incidentKey));
-  const fresh = answer.incidents.filter((i) => !seen.has(incidentKey(i)));
+  const seen = new Set(page.shown.map(findingKey));
+  const fresh = findingsOf(answer).filter((f) => !seen.has(findingKey(f)));
   const shown = [...page.shown, ...fresh.sort((a, b) => b.start - a.start)];
-  const older = Math.max(0, answer.total - answer.incidents.length);
+  const older = Math.max(0, answer.total - answer.incidents.length)
+    + Math.max(0, (answer.events_total ?? 0) - (answer.events ?? []).length);
   if (older === 0 || shown.length === 0) return { shown, before: null, older: 0 };
   const oldest = shown[shown.length - 1].start;
   // A whole page at one instant would ask for the same page forever: step just before it.
@@ -89,5 +108,5 @@ export function addPage(page: Page, answer: SearchResponse): Page {
   return { shown, before, older };
 }
 
-/** The picture of an incident: through the API when it says where, else the presigned S3 URL. */
-export const snapshotOf = (i: Incident): string | null => i.snapshot || i.snapshot_url || null;
+/** The picture of a finding: through the API when it says where, else the presigned S3 URL. */
+export const snapshotOf = (f: Incident | TrackedObject): string | null => f.snapshot || f.snapshot_url || null;
