@@ -10,12 +10,21 @@ that older consumers cannot ignore bumps `VERSION`.
 from typing import Annotated, ClassVar, Literal, Self, TypeVar
 
 import msgpack
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from spectare.core.errors import SchemaError
 
 from .names import camera_name, label_token
-from .zones import Mask, Zone
+from .zones import Mask, Zone, as_tuples
 
 Camera = Annotated[str, Field(description="camera name (a subject token)")]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -318,11 +327,11 @@ class CameraConfig(Message):
     )
     created_at: float = 0.0
     updated_at: float = 0.0
-    zones: tuple[Zone, ...] = Field(
+    zones: Annotated[tuple[Zone, ...], BeforeValidator(as_tuples)] = Field(
         default=(), description="named polygons tagging the events of objects standing in them (`entered_zones`)")
-    masks: tuple[Mask, ...] = Field(
+    masks: Annotated[tuple[Mask, ...], BeforeValidator(as_tuples)] = Field(
         default=(), description="named polygons whose findings are dropped (and, with `motion`, their motion)")
-    required_zones: tuple[str, ...] = Field(
+    required_zones: Annotated[tuple[str, ...], BeforeValidator(as_tuples)] = Field(
         default=(), description="zones an object must enter before its `new` event; empty: anywhere")
     min_hits: Annotated[int, Field(ge=1, le=30)] | None = Field(
         default=None, description="keyframes an object must be seen on before its `new` event; None: detector's")

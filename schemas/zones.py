@@ -6,13 +6,23 @@ the motion gate. Polygons are validated where they are made: at least 3 points, 
 edges crossing, names as subject tokens and unique per camera. The geometry here is pure and small on purpose.
 """
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from spectare.core.errors import InvalidName
 
 from .names import TOKEN_RULE, label_token
 
 Point = tuple[float, float]  # x, y in 0..1 (checked by `polygon_problem`, which says which point is out)
+
+
+def as_tuples(value: object) -> object:
+    """JSON arrays (an API body) as the tuples messages keep: lists at any depth become tuples."""
+    return tuple(as_tuples(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+Points = Annotated[tuple[tuple[float, float], ...], BeforeValidator(as_tuples)]
 MAX_POINTS = 64
 
 
@@ -21,7 +31,7 @@ class Polygon(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
     name: str = Field(description="a token: a-z, 0-9, '_' or '-'")
-    points: tuple[tuple[float, float], ...] = Field(description="corners in order, x and y in 0..1 of the picture")
+    points: Points = Field(description="corners in order, x and y in 0..1 of the picture")
 
     @field_validator("name")
     @classmethod
@@ -33,7 +43,7 @@ class Polygon(BaseModel):
 
     @field_validator("points")
     @classmethod
-    def _simple_polygon(cls, value: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+    def _simple_polygon(cls, value: tuple[Point, ...]) -> tuple[Point, ...]:
         problem = polygon_problem(value)
         if problem:
             raise ValueError(problem)

@@ -162,3 +162,19 @@ def test_late_keyframes_and_ids():
     _, again = run(walk(0.05, 0.1, 3))
     assert again == state, "the same keyframes make the same state: a re-run names objects alike"
     assert state.objects[0].object_id == "1000000-0"
+
+
+def test_still_keyframes_do_not_bring_back_who_left():
+    """The person left on keyframe 3 (motion: the model ran and did not find them); the still ones after it show
+    that picture again, so they end, while the parked car seen on it stays."""
+    steps = [(t, (car(0.1, y=0.2), person(0.4 + 0.1 * t))) for t in range(3)] + [(3, (car(0.1, y=0.2),))]
+    steps += [(t, None) for t in range(4, 9)]
+    events, state = run(steps)
+    assert [(e.type, e.label) for e in events] == [("new", "car"), ("new", "person"), ("end", "person")]
+    assert [o.label for o in state.objects] == ["car"]
+
+
+def test_still_keyframes_count_as_sightings():
+    """A car on the first keyframe of a still scene is announced on the next (the same picture again)."""
+    events, _ = run([(0, (car(0.3),)), (1, None)])
+    assert kinds(events) == ["new"]

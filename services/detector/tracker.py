@@ -11,7 +11,8 @@ misses by at most `max_jump` box diagonals per second since it was last seen. Pa
   entered or left (by the box's bottom centre), stationary (centre within `STILL_TOLERANCE` of the box's size for
   `stationary_after_s`), moving again. A stationary object sends nothing else until it moves or leaves.
 - `end` once an object was unseen for `end_after_s`; an object never announced leaves without a word.
-- A keyframe the motion gate found still (`findings` None) shows the same picture: every object is still there.
+- A keyframe the motion gate found still (`findings` None) shows the previous keyframe's picture again: the
+  objects seen on that one are seen again, where they were; those missing from it stay missing.
 - `expire` ends objects on a camera that sent no keyframe for `end_after_s` (the timer's step).
 """
 
@@ -70,9 +71,9 @@ def advance(state: TrackerState, frame: Frame, rules: Rules) -> tuple[TrackerSta
     """The state after `frame` (which must be `newer`) and the events it raises, in order."""
     events: list[ObjectEvent] = []
     objects = list(state.objects)
-    if frame.findings is None:
-        seen = [_observe(obj, obj.box, None, frame, rules, still=True) for obj in objects]
-        kept = seen
+    if frame.findings is None:  # the picture of the last keyframe again: what was on it still is
+        kept = [_observe(obj, obj.box, None, frame, rules, still=True) if obj.last_seen == state.time else (obj, ())
+                for obj in objects]
         fresh: list[TrackedObject] = []
     else:
         pairs = associate(objects, frame.findings, frame.time, rules.max_jump)
@@ -206,8 +207,8 @@ def _observe(obj: TrackedObject, box: tuple[float, float, float, float], finding
         stationary = True
         changes.append("stationary")
     update.update(stationary=stationary, still_since=still_since, anchor=anchor)
+    update["hits"] = obj.hits + 1  # a still picture counts: the model would find the same on it
     if finding is not None:
-        update["hits"] = obj.hits + 1
         update["top_score"] = max(obj.top_score, finding.score)
         if not obj.announced:
             update["label"] = finding.label  # the label is settled by the `new` event
