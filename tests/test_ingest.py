@@ -14,12 +14,14 @@ import pytest
 
 from spectare.core.leases import LeaseTable
 from spectare.core.registry import CameraRegistry
+from spectare.ingest.paramsets import annexb
 from spectare.ingest.rtsp import RtspSource
 from spectare.ingest.source import FfmpegSource
 from spectare.local.testcam import RtspTestCamera
 from spectare.schemas import CameraConfig, Keyframe, Packet, PacketGroup, StreamInfo
 
 from .helpers import ServiceProcess, eventually
+from .rtp_packets import nals_of
 from .rtsp_camera import b_frame_camera
 
 SECRET = "cam-Secret-77"
@@ -260,19 +262,21 @@ async def test_spectare_and_ffmpeg_rtsp_clients_hand_out_the_same_packets(rtsp_c
 
 
 
-async def test_camera_with_b_frames_is_handed_to_ffmpeg_and_recorded(js, settings, tmp_path):
-    camera = await b_frame_camera(tmp_path)
+async def test_camera_with_b_frames_is_read_by_spectares_client_with_derived_decode_times(js, settings, tmp_path):
+    camera = await b_frame_camera(tmp_path)  # x264 -bf 2: IBBP, RTP timestamps in presentation order
     tap = await MediaTap(js, settings).start()
     await register(js, settings, "lobby", camera.url())
     ingest = ServiceProcess("ingest", settings, tmp_path / "ingest.log", SPECTARE_INGEST__RECONNECT_MAX_S="1").start()
     try:
-        await eventually(lambda: "reading this camera with FFmpeg" in ingest.log, 20, what="the hand-over")
-        await eventually(lambda: len(tap.packets["lobby"]) >= 45, 30, what="recording through FFmpeg")
+        await eventually(lambda: len(tap.packets["lobby"]) >= 45, 30, what="recording")
     finally:
         ingest.stop()
         await camera.stop()
-    assert "does not read reordered RTP timestamps (B-frames)" in ingest.log
-    last = list(tap.sessions("lobby").values())[-1]
-    assert [p.dts for p in last] == sorted(p.dts for p in last)
-    assert any(p.pts != p.dts for p in last), "B-frames keep their presentation times"
+    assert "FFmpeg" not in ingest.log and len(tap.sessions("lobby")) == 1, "one session, Spectare's client"
+    packets = tap.packets["lobby"]
+    assert [p.data for p in packets[:len(camera.units)]] == [annexb(nals_of(u)) for u in camera.units]
+    assert [p.pts - packets[0].pts for p in packets[:len(camera.units)]] == camera.offsets
+    dts = [p.dts for p in packets]
+    assert all(b > a for a, b in zip(dts, dts[1:], strict=False)) and all(p.dts <= p.pts for p in packets)
+    assert [b - a for a, b in zip(dts, dts[1:len(camera.units)], strict=False)] == [3003] * (len(camera.units) - 1)
     await tap.sub.unsubscribe()
