@@ -1,5 +1,7 @@
 """Zones and masks, pure: point in polygon, the self-crossing check, CameraConfig's validation and its wire form."""
 
+import json
+
 import pytest
 
 from spectare.core.errors import SchemaError
@@ -118,3 +120,53 @@ def test_a_motion_mask_blacks_out_its_area_of_the_gate_thumbnail():
     hidden = hide(thumb, [SQUARE])
     assert hidden[36, 64] == 0 and hidden[80, 150] == 200
     assert hide(thumb, []) is thumb
+
+
+def test_cli_sets_zones_masks_and_required_zones(settings):
+    from .helpers import run_cli
+
+    added = run_cli(settings, "camera", "add", "drive", "rtsp://192.0.2.1/x", "--zone", "drive=0.1,0.5,0.4,0.5,0.4,0.9",
+                    "--zone", "street=0,0.9,1,0.9,1,1,0,1", "--require-zone", "drive", "--motion-mask",
+                    "tree=0.8,0,1,0,1,0.3", "--min-hits", "3", "--end-after", "20")
+    assert added.returncode == 0, added.stderr
+    shown = json.loads(run_cli(settings, "camera", "show", "drive", "--json").stdout)
+    assert [z["name"] for z in shown["zones"]] == ["drive", "street"]
+    assert shown["zones"][0]["points"] == [[0.1, 0.5], [0.4, 0.5], [0.4, 0.9]]
+    assert shown["masks"] == [{"name": "tree", "points": [[0.8, 0.0], [1.0, 0.0], [1.0, 0.3]], "motion": True}]
+    assert (shown["required_zones"], shown["min_hits"], shown["end_after_s"]) == (["drive"], 3, 20.0)
+
+    changed = run_cli(settings, "camera", "set", "drive", "--mask", "bin=0,0,0.1,0,0.1,0.1", "--stationary-after", "60")
+    assert changed.returncode == 0, changed.stderr
+    assert "masks=bin" in changed.stdout
+    shown = json.loads(run_cli(settings, "camera", "show", "drive", "--json").stdout)
+    assert [m["name"] for m in shown["masks"]] == ["bin"] and len(shown["zones"]) == 2  # zones kept
+    assert shown["stationary_after_s"] == 60.0
+
+    crossing = run_cli(settings, "camera", "set", "drive", "--zone", "bad=0,0,1,1,1,0,0,1")
+    assert crossing.returncode == 2
+    assert "bad: the polygon crosses itself: edge 1 crosses edge 3" in crossing.stderr
+    outside = run_cli(settings, "camera", "set", "drive", "--zone", "far=0,0,1.5,0,1,1")
+    assert outside.returncode == 2 and "point 2 (1.5, 0) is outside the picture" in outside.stderr
+    unknown = run_cli(settings, "camera", "set", "drive", "--require-zone", "porch")
+    assert unknown.returncode == 1 and "required zone(s) porch not among the camera's zones" in unknown.stderr
+
+    cleared = run_cli(settings, "camera", "set", "drive", "--no-zones", "--no-masks")
+    assert cleared.returncode == 0, cleared.stderr
+    shown = json.loads(run_cli(settings, "camera", "show", "drive", "--json").stdout)
+    assert (shown["zones"], shown["masks"], shown["required_zones"]) == ([], [], [])
+
+
+def test_api_bodies_take_zones_as_json_and_say_what_is_wrong():
+    from pydantic import ValidationError
+
+    from spectare.api.models import CameraPatch
+
+    body = {"zones": [{"name": "drive", "points": [[0.1, 0.5], [0.4, 0.5], [0.4, 0.9]]}], "required_zones": ["drive"],
+            "masks": [{"name": "tree", "points": [[0.8, 0], [1, 0], [1, 0.3]], "motion": True}]}
+    patch = CameraPatch.model_validate_json(json.dumps(body))
+    assert CameraPatch.model_validate(body) == patch  # a parsed body (lists) too
+    config = CameraConfig.create(name="drive", url="rtsp://192.0.2.1/", **patch.model_dump(exclude_none=True))
+    assert config.zones[0].name == "drive" and config.masks[0].motion
+    assert "zones" in CameraPatch.model_json_schema()["properties"]
+    with pytest.raises(ValidationError, match="zones.0.points\n.*the polygon crosses itself"):
+        CameraPatch.model_validate({"zones": [{"name": "x", "points": [[0, 0], [1, 1], [1, 0], [0, 1]]}]})

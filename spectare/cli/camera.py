@@ -9,6 +9,7 @@ from spectare.core.leases import LeaseTable
 from spectare.core.redact import redact
 from spectare.core.registry import CameraRegistry, public_view
 from spectare.schemas import CameraConfig, CameraStatus, camera_name, label_token
+from spectare.schemas.zones import parse_polygon, polygon_problem
 
 from .common import print_json, print_table, with_bus
 
@@ -63,9 +64,67 @@ def camera_options(command):  # noqa: ANN001, ANN201 - a click decorator
         click.option("--max-gb", type=click.FloatRange(0.001), help="Cap on this camera's stored footage in GB; "
                      "the oldest plain footage goes first (default: none)."),
     ]
+    options += [
+        click.option("--zone", "zones", multiple=True, callback=_polygons, metavar="NAME=X,Y,X,Y,X,Y...",
+                     help="A named zone: corners in order, x and y 0..1 of the picture (0,0 top left); events say "
+                          "which zones an object stood in (by its box's bottom centre). Repeat for more; replaces "
+                          "the camera's zones."),
+        click.option("--mask", "masks", multiple=True, callback=_polygons, metavar="NAME=X,Y,...",
+                     help="A named mask: objects standing in it are not reported. Repeat for more; replaces the "
+                          "camera's masks (with --motion-mask)."),
+        click.option("--motion-mask", "motion_masks", multiple=True, callback=_polygons, metavar="NAME=X,Y,...",
+                     help="A mask that also hides its motion from the motion gate (swaying trees, a busy road)."),
+        click.option("--require-zone", "required_zones", multiple=True, metavar="ZONE",
+                     help="Raise events only for objects that enter this zone (repeat for any of several)."),
+        click.option("--no-zones", is_flag=True, default=None, help="Remove every zone and required zone."),
+        click.option("--no-masks", is_flag=True, default=None, help="Remove every mask."),
+        click.option("--min-hits", type=click.IntRange(1, 30),
+                     help="Keyframes an object must be seen on before its `new` event (default: the detector's, 2)."),
+        click.option("--end-after", "end_after_s", type=click.FloatRange(1, 3600),
+                     help="Seconds an object may go unseen before its `end` event (default: the detector's, 10)."),
+        click.option("--stationary-after", "stationary_after_s", type=click.FloatRange(1, 86_400),
+                     help="Seconds without moving before an object is stationary and goes quiet (default 30)."),
+    ]
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _polygons(_ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[dict, ...] | None:
+    """'drive=0.1,0.5,...' options -> polygons (None when the option was not given)."""
+    polygons = []
+    for text in values:
+        try:
+            name, points = parse_polygon(text)
+            problem = polygon_problem(points)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        if problem:
+            raise click.BadParameter(f"{name}: {problem}")
+        polygon: dict = {"name": name, "points": points}
+        if param.name == "motion_masks":
+            polygon["motion"] = True
+        polygons.append(polygon)
+    return tuple(polygons) or None
+
+
+def _zone_fields(options: dict[str, object]) -> dict[str, object]:
+    """The zone and mask options as CameraConfig fields (taken out of `options`): given ones replace, --no-*
+    clear."""
+    fields: dict[str, object] = {}
+    zones, required = options.pop("zones"), options.pop("required_zones")
+    masks, motion_masks = options.pop("masks"), options.pop("motion_masks")
+    if options.pop("no_zones"):
+        fields.update(zones=(), required_zones=())
+    if options.pop("no_masks"):
+        fields["masks"] = ()
+    if zones is not None:
+        fields["zones"] = zones
+    if required:
+        fields["required_zones"] = required
+    if masks is not None or motion_masks is not None:
+        fields["masks"] = (*(masks or ()), *(motion_masks or ()))  # type: ignore[misc]
+    return fields
 
 
 def _given(**values: object) -> dict[str, object]:
@@ -91,8 +150,9 @@ def add(name: str, url: str, friendly_name: str, segment_seconds: int, **options
     NAME is 1-63 characters of a-z, 0-9, '_' or '-'. The password is stored for the recorder and
     never shown again: listings print rtsp://user:***@host/...
     """
+    zones = _zone_fields(options)
     config = CameraConfig.create(
-        name=name, url=url, friendly_name=friendly_name, segment_seconds=segment_seconds, **_given(**options)
+        name=name, url=url, friendly_name=friendly_name, segment_seconds=segment_seconds, **_given(**options), **zones
     )
 
     async def work(js, settings):
@@ -179,8 +239,10 @@ def set_(name: str, **changes: object) -> None:
     \b
     spectare camera set porch --labels person,car --min-score 0.6
     spectare camera set garage --no-detect
+    spectare camera set drive --zone drive=0.1,0.5,0.4,0.5,0.4,0.9 --require-zone drive
     """
-    update = _given(**changes)
+    zones = _zone_fields(changes)
+    update = {**_given(**changes), **zones}
     if not update:
         raise click.UsageError("nothing to change: give at least one option (see --help)")
 
@@ -198,6 +260,10 @@ def _shown(field: str, value: object) -> str:
         return redact(str(value))
     if field == "labels":
         return "default" if value is None else (",".join(value) or "all")  # type: ignore[arg-type]
+    if field in ("zones", "masks"):
+        return ",".join(p["name"] for p in value) or "none"  # type: ignore[attr-defined]
+    if field == "required_zones":
+        return ",".join(value) or "none"  # type: ignore[arg-type]
     return str(value)
 
 
