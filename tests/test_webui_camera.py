@@ -24,11 +24,14 @@ pytestmark = pytest.mark.integration
 CAMERA = "porch"
 ZONE = "Europe/Berlin"  # the page labels times in the browser's zone; the test's labels must use the same
 VIEW = f"/cameras/{CAMERA}"
+WINDOW_S = 60
 
 
 @pytest.fixture(scope="module")
 async def stack(nats_server, s3_server, camera_clip, tmp_path_factory):
-    async with web_stack(nats_server, s3_server, {CAMERA: camera_clip}, tmp_path_factory.mktemp("webui-camera")) as s:
+    # windows of a minute (playlist_max_s): playback crosses windows within a test, as it does hours in use
+    async with web_stack(nats_server, s3_server, {CAMERA: camera_clip}, tmp_path_factory.mktemp("webui-camera"),
+                         SPECTARE_API__PLAYLIST_MAX_S=str(WINDOW_S)) as s:
         await s.wait_for_chunks(CAMERA, 3)
         yield s
 
@@ -72,24 +75,28 @@ async def playback(page: Page) -> dict:
     return await page.evaluate("() => window.__spectare && window.__spectare.playback || {}")
 
 
-async def click_timeline_at(page: Page, t: float, **options) -> None:
-    """Click (or tap) the timeline where wall time `t` is drawn."""
+async def click_timeline_at(page: Page, t: float, **options) -> float:
+    """Click (or tap) the timeline where wall time `t` is drawn; returns the seconds one pixel is there."""
     view = await page.evaluate("() => window.__spectare.timeline")
-    box = await page.locator(".tl-box").bounding_box()
-    assert box is not None and view["start"] < t < view["end"], (view, t)
-    x = box["x"] + (t - view["start"]) / (view["end"] - view["start"]) * view["width"]
-    y = box["y"] + 35  # on the track
+    assert view["start"] < t < view["end"], (view, t)
+    at = {"x": (t - view["start"]) / (view["end"] - view["start"]) * view["width"], "y": 35}  # on the track
+    timeline = page.locator(".tl-box")
     if options.get("tap"):
-        await page.touchscreen.tap(x, y)
+        await timeline.tap(position=at)
     else:
-        await page.mouse.click(x, y)
+        await timeline.click(position=at)
+    return (view["end"] - view["start"]) / view["width"]
 
 
-async def check_plays_moment(page: Page, target: float) -> dict:
-    """The player was asked for about `target` (a pixel is under a second), started at that moment by hls.js's
-    playingDate, and played on across at least two 2 s chunk seams with playingDate and currentTime in step."""
-    state = await eventually(lambda: _started(page), 30, what="recorded playback reporting a playing date")
-    assert abs(state["asked"] - target) <= 1.0, state
+async def check_plays_moment(page: Page, target: float, pixel_s: float = 0.0) -> dict:
+    """The player was asked for `target` (give or take the `pixel_s` seconds of the pixel clicked), started at
+    that moment by hls.js's playingDate, and played on across at least two 2 s chunk seams with playingDate and
+    currentTime in step (within one playlist; test_playback_moves_across_windows checks the swaps)."""
+    try:
+        state = await eventually(lambda: _started(page), 30, what="recorded playback reporting a playing date")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the player: {await playback(page)}") from None
+    assert abs(state["asked"] - target) <= max(1.0, pixel_s), state
     assert abs(state["firstPlayingDate"] - state["asked"]) <= 1.0, state
     base = state["playingDate"] - state["currentTime"]  # one playlist timeline: a constant offset, seams or not
 
@@ -97,11 +104,12 @@ async def check_plays_moment(page: Page, target: float) -> dict:
         now = await playback(page)
         return now if now["playingDate"] >= state["asked"] + 5 else None
     later = await eventually(across_seams, 60, what="playback 5 s past the clicked moment (two chunk seams)")
-    assert abs((later["playingDate"] - later["currentTime"]) - base) < 0.15, (state, later)
+    if later["swaps"] == state["swaps"]:  # else it moved on to the next window's playlist: its own timeline
+        assert abs((later["playingDate"] - later["currentTime"]) - base) < 0.15, (state, later)
     assert not [e for e in later["errors"] if "fatal=true" in e], later["errors"]
     frames = await page.evaluate("() => document.querySelector('video.recorded.active')"
                                  ".getVideoPlaybackQuality().totalVideoFrames")
-    assert frames > 60, frames
+    assert frames > (60 if later["swaps"] == state["swaps"] else 0), frames  # 5 s at 15 fps in one element
     return later
 
 
@@ -126,8 +134,7 @@ async def test_click_on_timeline_plays_that_moment(browser: Browser, stack: WebS
     page = await open_view(browser, stack, DESKTOP)
     await page.locator(".tl-span").first.wait_for()
     target = time.time() - 30
-    await click_timeline_at(page, target)
-    later = await check_plays_moment(page, target)
+    later = await check_plays_moment(page, target, await click_timeline_at(page, target))
     assert (await page.locator(".cv-state").inner_text()).startswith("Playing")
 
     async def url_follows() -> str | None:
@@ -152,6 +159,29 @@ async def test_deep_link_opens_playing_its_moment(browser: Browser, stack: WebSt
     iso = datetime.fromtimestamp(target, ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
     page = await open_view(browser, stack, DESKTOP, f"{VIEW}?t={iso}")
     await check_plays_moment(page, target)
+    await page.context.close()
+
+
+async def test_playback_moves_across_windows(browser: Browser, stack: WebStack):
+    """Played from 4 s before a window's end, playback goes on into the next window's playlist (the second video
+    element, loaded ahead), with wall times that never go back and never jump: nothing skipped or played twice."""
+    boundary = (int(time.time() - 14) // WINDOW_S) * WINDOW_S
+    await footage_since(stack, time.time() - boundary + 8)
+    boundary = (int(time.time() - 14) // WINDOW_S) * WINDOW_S  # the latest boundary with 10 s of footage after it
+    iso = datetime.fromtimestamp(boundary - 4, ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
+    page = await open_view(browser, stack, DESKTOP, f"{VIEW}?t={iso}")
+    await eventually(lambda: _started(page), 30, what="recorded playback reporting a playing date")
+    dates: list[float] = []
+
+    async def past_boundary() -> dict | None:
+        state = await playback(page)
+        dates.append(state["playingDate"])
+        return state if state["playingDate"] >= boundary + 4 else None
+    state = await eventually(past_boundary, 60, what="playback 4 s into the next window")
+    assert state["swaps"] >= 1 and len(state["windows"]) >= 2, state
+    steps = [b - a for a, b in zip(dates, dates[1:], strict=False)]
+    assert min(steps) >= -0.05, f"playback went back in time: {steps}"
+    assert max(steps) < 2.0, f"playback jumped (skipped footage) or stalled: {steps}"
     await page.context.close()
 
 
@@ -194,8 +224,7 @@ async def test_phone_viewport_has_no_horizontal_scroll(browser: Browser, stack: 
     assert widths[0] <= widths[1], f"the page is {widths[0]} px wide in a {widths[1]} px viewport"
     await screenshot(page, "camera-live-phone")
     target = time.time() - 30
-    await click_timeline_at(page, target, tap=True)
-    await check_plays_moment(page, target)
+    await check_plays_moment(page, target, await click_timeline_at(page, target, tap=True))
     widths = await page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
     assert widths[0] <= widths[1], widths
     await screenshot(page, "camera-playing-phone")

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
-  clipAround, laterNotice, nextIncident, placeIn, placeSegments, previousIncident, rangeBetween, shouldPrefetch, wallAt,
+  clipAround, laterNotice, nextIncident, placeIn, placeSegments, previousIncident, rangeBetween, shouldPrefetch, shouldSwap,
+  nextWindowFrom, wallAt,
   windowFor, type VodWindow,
 } from "./playback";
 import { zoneClock } from "./timeline";
@@ -101,10 +102,23 @@ describe("incidents", () => {
     expect(rangeBetween(150, 150)).toEqual({ start: 150, end: 151 });
   });
 
-  it("the next window is made ready 15 s of playing before the end, only once the playlist is complete", () => {
+  it("the next window is made ready 15 s of playing before the end, once the current window is over", () => {
     expect(shouldPrefetch(14, 1, true)).toBe(true);
     expect(shouldPrefetch(16, 1, true)).toBe(false);
     expect(shouldPrefetch(100, 8, true)).toBe(true);
-    expect(shouldPrefetch(1, 1, false)).toBe(false);
+    expect(shouldPrefetch(1, 1, false)).toBe(false); // the current hour: its own playlist grows
+  });
+
+  it.each([
+    [0.1, 100, 200, true], // at the end of what is listed
+    [5, 199.96, 200, true], // at the next window's start (the current playlist has grown past it)
+    [5, 150, 200, false],
+  ])("%d s from the end, playing %d, next from %d: swap %s", (remaining, playing, nextStart, swap) => {
+    expect(shouldSwap(remaining, playing, nextStart)).toBe(swap);
+  });
+
+  it("the next window is asked for from the end of the last listed segment", () => {
+    expect(nextWindowFrom(segments, T0 + 3600)).toBeCloseTo(T0 + 15.6, 6);
+    expect(nextWindowFrom([], T0 + 3600)).toBe(T0 + 3600);
   });
 });

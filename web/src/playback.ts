@@ -114,7 +114,23 @@ export function rangeBetween(a: number, b: number): Interval {
 export const RATES = [1, 2, 4, 8] as const;
 export type Rate = (typeof RATES)[number];
 
-/** Whether to get the next window ready: the current playlist is complete and its end is within 15 s of
+/** Whether to get the next window ready: the current window's time is over (before that, its growing playlist
+ * gets the chunks as they land, nothing else has any), and the end of what its playlist lists is within 15 s of
  * playing (at the playback rate: 8x plays 15 s in under 2). */
-export const shouldPrefetch = (remainingS: number, rate: number, complete: boolean) =>
-  complete && remainingS <= 15 * Math.max(1, rate);
+export const shouldPrefetch = (remainingS: number, rate: number, windowOver: boolean) =>
+  windowOver && remainingS <= 15 * Math.max(1, rate);
+
+/** Where the next window is asked from: just after the end of the last segment the current playlist lists (not
+ * the window's end: a chunk that starts before a window's end belongs to it, and would be listed again by a
+ * playlist starting at that end; and chunks a growing playlist has not listed yet are then the next window's).
+ * A playlist lists chunks overlapping its range, and PROGRAM-DATE-TIME + EXTINF, both in milliseconds, can fall
+ * a hair short of the stored end: 0.1 s later keeps the last chunk out and is far less than any chunk. */
+export const nextWindowFrom = (segments: PlacedSegment[], windowEnd: number) => {
+  const last = segments[segments.length - 1];
+  return last ? last.wall + last.duration + 0.1 : windowEnd;
+};
+
+/** Whether to move on to the ready next window: playback reached the wall time it starts at (the current
+ * playlist may have grown past it since), or the end of what the current playlist lists. */
+export const shouldSwap = (remainingS: number, playing: number, nextStart: number) =>
+  remainingS <= 0.3 || playing >= nextStart - 0.05;

@@ -63,7 +63,7 @@ export function ClipExport({ camera, selection, here, clock, onSelection }: {
             {momentLabel(selection.start, clock)} – {clockLabel(selection.end, clock)} ({seconds} s)
           </span>
         ) : (
-          <span class="clip-hint">Shift-drag on the timeline, or mark in and out, to pick a clip.</span>
+          <span class="clip-hint">Pick a clip: mark in and out at the playhead, or shift-drag on the timeline.</span>
         )}
         {selection && (
           <>

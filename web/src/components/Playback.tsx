@@ -3,7 +3,7 @@ import type { LevelLoadedData } from "hls.js/light";
 import { useEffect, useRef } from "preact/hooks";
 import { api, cameraPath } from "../api";
 import {
-  laterNotice, placeIn, shouldPrefetch, windowFor, type PlacedSegment, type VodWindow, type WindowsAnswer,
+  laterNotice, nextWindowFrom, placeIn, shouldPrefetch, shouldSwap, windowFor, type PlacedSegment, type VodWindow, type WindowsAnswer,
 } from "../playback";
 import { momentLabel, type Clock } from "../timeline";
 import { debugState } from "./debug";
@@ -69,13 +69,16 @@ interface Slot {
   started: boolean; // it has played from there (before, currentTime is not yet where the playlist was placed)
 }
 
+const ASK_EVERY_MS = 2000; // for the next window, while it has no footage yet
+
 class RecordedPlayer {
   private slots: [Slot, Slot];
   private active = 0;
   private rate = 1;
   private paused = false;
   private serial = 0; // each play() outdates the ones before it
-  private prefetching = false;
+  private prefetching: Promise<void> | null = null;
+  private askedAt = 0;
   private timer: ReturnType<typeof setInterval>;
   private readonly debug = debugState("playback");
 
@@ -90,7 +93,7 @@ class RecordedPlayer {
     this.slots = [slot(videos[0]), slot(videos[1])];
     Object.assign(this.debug, { asked: null, playingDate: null, firstPlayingDate: null, windows: [], swaps: 0, errors: [] });
     for (const [n, video] of videos.entries()) {
-      video.addEventListener("ended", () => n === this.active && this.swap());
+      video.addEventListener("ended", () => n === this.active && void this.ended());
       video.addEventListener("playing", () => {
         this.slots[n].started = this.slots[n].ready;
       });
@@ -197,39 +200,46 @@ class RecordedPlayer {
     this.events.onTime(wall);
     const last = slot.segments[slot.segments.length - 1];
     const remaining = last ? last.position + last.duration - slot.video.currentTime : Infinity;
-    if (!this.prefetching && !this.slots[1 - this.active].window && shouldPrefetch(remaining, this.rate, slot.complete)) {
+    const next = this.slots[1 - this.active];
+    if (next.ready && shouldSwap(remaining, wall, next.window!.start)) {
+      this.swap();
+    } else if (!next.window && Date.now() - this.askedAt > ASK_EVERY_MS
+      && shouldPrefetch(remaining, this.rate, slot.complete || Date.now() / 1000 >= slot.window!.end)) {
       void this.prefetch(slot);
     }
   }
 
   /** Get the window after the active one loading in the other video element. */
-  private async prefetch(current: Slot): Promise<void> {
+  private prefetch(current: Slot): Promise<void> {
+    this.askedAt = Date.now();
+    return (this.prefetching ??= this.askNext(current).finally(() => {
+      this.prefetching = null;
+    }));
+  }
+
+  private async askNext(current: Slot): Promise<void> {
     const serial = this.serial;
-    const after = current.window!;
-    this.prefetching = true;
+    const from = nextWindowFrom(current.segments, current.window!.end);
     try {
       const answer = await api<WindowsAnswer>("GET", `${cameraPath(this.camera)}/vod/windows`,
-        { query: { start: after.end, limit: 1 } });
-      const next = answer.windows.find((window) => window.start >= after.end - 0.001);
+        { query: { start: from, limit: 1 } });
+      const next = answer.windows[0];
       if (next && serial === this.serial) await this.load(this.slots[1 - this.active], next, null, serial);
     } catch {
-      // the next window is asked for again on the next tick
-    } finally {
-      this.prefetching = false;
+      // the next window is asked for again on a later tick
     }
   }
 
-  /** The active window ended: the other element, already loading the next window, plays on. */
+  /** The active playlist ended (ENDLIST, played to its end): on to the next window, or live when there is none. */
+  private async ended(): Promise<void> {
+    if (!this.slots[1 - this.active].window) await this.prefetch(this.slots[this.active]);
+    if (this.slots[1 - this.active].window) this.swap();
+    else this.events.onEnd();
+  }
+
+  /** The other element, already loading the next window, plays on. */
   private swap(): void {
     const next = this.slots[1 - this.active];
-    if (!next.window) {
-      if (this.prefetching) {
-        setTimeout(() => this.swap(), 200);
-        return;
-      }
-      this.events.onEnd();
-      return;
-    }
     const old = this.slots[this.active];
     this.active = 1 - this.active;
     next.video.classList.add("active");

@@ -211,6 +211,8 @@ export function Timeline({ view, now, playhead, selection, data, clock, onView, 
         onPointerUp={up}
         onPointerCancel={up}
         onPointerLeave={() => setHover(null)}
+        // a tap has been handled as a pointer: no click after it, which would land on whatever the seek moved here
+        onTouchEnd={(event) => event.preventDefault()}
       >
         <svg class="tl-svg" width={width} height={HEIGHT} viewBox={`0 0 ${width} ${HEIGHT}`} role="img"
           aria-label={`timeline ${momentLabel(view.start, clock)} to ${momentLabel(view.end, clock)}`}>

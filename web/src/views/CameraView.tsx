@@ -133,11 +133,9 @@ export function CameraView() {
           )}
           <div class="cv-controls">
             <button type="button" onClick={() => jumpToIncident("previous")} title="previous incident">‹ Incident</button>
-            {!live && (
-              <button type="button" onClick={() => setPaused(!paused)} aria-label={paused ? "play" : "pause"}>
-                {paused ? "▶" : "❚❚"}
-              </button>
-            )}
+            <button type="button" onClick={() => setPaused(!paused)} aria-label={paused ? "play" : "pause"} disabled={live}>
+              {paused ? "▶" : "❚❚"}
+            </button>
             <button type="button" onClick={() => jumpToIncident("next")} title="next incident">Incident ›</button>
             <span class="cv-rates" role="group" aria-label="speed">
               {RATES.map((r) => (
