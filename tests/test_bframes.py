@@ -15,7 +15,7 @@ from spectare.ingest.rtsp import RtspSource
 from spectare.ingest.source import FfmpegSource
 from spectare.ingest.timing import RawPacket
 from spectare.local.testcam import RtspTestCamera, _ffmpeg, make_test_clip
-from spectare.schemas import Segment
+from spectare.schemas import PacketGroup, Segment
 from spectare.segmenter.chunker import Chunker, CloseChunk
 from spectare.segmenter.remux import Remuxer
 
@@ -116,6 +116,48 @@ async def test_gstreamer_camera_chunks_decode_cleanly(js, settings, pipeline, tm
     finally:
         camera.stop()
     check_all(settings, segments, tmp_path, b_frames)
+
+
+@pytest.mark.integration
+async def test_b_frame_camera_with_aac_records_both_tracks_cleanly(js, settings, pipeline, tmp_path,
+                                                                   x264_default_clip):
+    camera = RtspTestCamera({"porch": x264_default_clip}, tmp_path / "cam.log", audio="aac").start()
+    try:
+        await register(js, settings, "porch", camera.url("porch"), segment_seconds=2)
+        ingest = pipeline.start("ingest")
+        pipeline.start("segmenter")
+        await sessions(js, settings, "porch", 1, chunks_in_last=3)
+        ingest.stop()
+        sent = await video_packet_count(js, settings, "porch")
+        segments = await eventually(
+            lambda: _when(segments_of(js, settings, "porch"), lambda s: sum(x.frames for x in s) >= sent), 30,
+            what=f"all {sent} frames in chunks")
+    finally:
+        camera.stop()
+    assert sum(s.frames for s in segments) == sent
+    client = s3_client(settings.s3)
+    for segment in sorted(segments, key=lambda s: s.start)[:-1]:  # the last: what came before the stop, maybe a frame
+        path = tmp_path / "chunk.mp4"
+        check_chunk(client.get_object(settings.s3.bucket, segment.key).read(), path, segment.key, segment.frames,
+                    True)
+        with av.open(str(path)) as container:
+            assert [s.type for s in container.streams] == ["video", "audio"], segment.key
+            assert sum(1 for p in container.demux(audio=0) if p.size) > 0, f"{segment.key}: audio"
+
+
+async def video_packet_count(js, settings, camera: str) -> int:
+    """Video packets ingest published for the camera (audio travels in the same groups)."""
+    count = 0
+    sub = await js.subscribe(settings.names.packets(camera), ordered_consumer=True)
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(1.0)
+            except TimeoutError:
+                return count
+            count += sum(1 for p in PacketGroup.decode(msg.data).packets if p.track == "video")
+    finally:
+        await sub.unsubscribe()
 
 
 class DroppingCamera(ScriptedRtspCamera):
