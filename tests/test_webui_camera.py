@@ -98,6 +98,7 @@ async def check_plays_moment(page: Page, target: float, pixel_s: float = 0.0) ->
         raise AssertionError(f"{exc}; the player: {await playback(page)}") from None
     assert abs(state["asked"] - target) <= max(1.0, pixel_s), state
     assert abs(state["firstPlayingDate"] - state["asked"]) <= 1.0, state
+    print(f"moment playing {(state['startedAtMs'] - state['askedAtMs']) / 1000:.2f} s after it was asked for")
     base = state["playingDate"] - state["currentTime"]  # one playlist timeline: a constant offset, seams or not
 
     async def across_seams() -> dict | None:
@@ -261,4 +262,5 @@ async def test_camera_away_shows_as_a_labelled_gap(browser: Browser, stack: WebS
     await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     assert (await page.locator(".tl-tip").inner_text()).startswith(label)
     await screenshot(page, "camera-gap-desktop")
+    await wait_live_playing(page)  # and the live view came back by itself with the camera
     await page.context.close()

@@ -66,7 +66,8 @@ interface Slot {
   segments: PlacedSegment[];
   complete: boolean; // the playlist has ENDLIST: nothing more will be added
   ready: boolean; // its playlist is loaded and loading from its start position
-  started: boolean; // it has played from there (before, currentTime is not yet where the playlist was placed)
+  startPosition: number; // where on its playlist's timeline it was placed
+  started: boolean; // the video is there (before hls.js seeks, it shows the first segment's first frame)
 }
 
 const ASK_EVERY_MS = 2000; // for the next window, while it has no footage yet
@@ -89,14 +90,12 @@ class RecordedPlayer {
     private readonly events: PlaybackEvents,
   ) {
     const slot = (video: HTMLVideoElement): Slot =>
-      ({ video, hls: null, window: null, segments: [], complete: false, ready: false, started: false });
+      ({ video, hls: null, window: null, segments: [], complete: false, ready: false, startPosition: 0, started: false });
     this.slots = [slot(videos[0]), slot(videos[1])];
     Object.assign(this.debug, { asked: null, playingDate: null, firstPlayingDate: null, windows: [], swaps: 0, errors: [] });
     for (const [n, video] of videos.entries()) {
       video.addEventListener("ended", () => n === this.active && void this.ended());
-      video.addEventListener("playing", () => {
-        this.slots[n].started = this.slots[n].ready;
-      });
+      for (const ready of ["seeked", "canplay"]) video.addEventListener(ready, () => this.tick()); // start at once
       video.classList.toggle("active", n === 0);
     }
     this.timer = setInterval(() => this.tick(), 200);
@@ -124,10 +123,11 @@ class RecordedPlayer {
    * next one with footage), its playlist placed so that `playingDate` is `t`. */
   async play(t: number): Promise<void> {
     const serial = (this.serial += 1);
-    Object.assign(this.debug, { asked: t, firstPlayingDate: null });
+    Object.assign(this.debug, { asked: t, askedAtMs: Date.now(), firstPlayingDate: null });
     const current = this.slots[this.active];
     const placed = current.ready ? placeIn(current.segments, t) : null;
     if (placed && current.window && t >= current.window.start - 2) {
+      Object.assign(current, { startPosition: placed.position, started: false }); // tick() reports once it is there
       current.video.currentTime = placed.position;
       this.events.onNotice(laterNotice(t, placed.wall, this.clock));
       if (!this.paused) void current.video.play().catch(() => undefined);
@@ -158,7 +158,7 @@ class RecordedPlayer {
     this.unload(slot);
     (this.debug.windows as string[]).push(window.playlist);
     const hls = new Hls({ autoStartLoad: false, maxBufferLength: 20, backBufferLength: 30, enableWorker: true });
-    Object.assign(slot, { hls, window, segments: [], complete: false, ready: false, started: false });
+    Object.assign(slot, { hls, window, segments: [], complete: false, ready: false, startPosition: 0, started: false });
     slot.video.playbackRate = this.rate;
     hls.on(Hls.Events.LEVEL_LOADED, (_event, data: LevelLoadedData) => {
       slot.segments = data.details.fragments.map((f) => ({ position: f.start, duration: f.duration, wall: (f.programDateTime ?? 0) / 1000 }));
@@ -168,8 +168,8 @@ class RecordedPlayer {
       const placed = startAt === null ? null : placeIn(slot.segments, startAt);
       const position = placed?.position ?? 0;
       if (startAt !== null) this.events.onNotice(placed ? laterNotice(startAt, placed.wall, this.clock) : null);
-      hls.startLoad(position);
-      if (slot === this.slots[this.active] && !this.paused) void slot.video.play().catch(() => undefined);
+      slot.startPosition = position;
+      hls.startLoad(position); // tick() plays once the video is there
     });
     hls.on(Hls.Events.ERROR, (_event, data) => {
       (this.debug.errors as string[]).push(`${data.type}/${data.details} fatal=${data.fatal}`);
@@ -184,18 +184,25 @@ class RecordedPlayer {
 
   private unload(slot: Slot): void {
     slot.hls?.destroy();
-    Object.assign(slot, { hls: null, window: null, segments: [], complete: false, ready: false, started: false });
+    Object.assign(slot, { hls: null, window: null, segments: [], complete: false, ready: false, startPosition: 0, started: false });
     slot.video.removeAttribute("src");
   }
 
   private tick(): void {
     const slot = this.slots[this.active];
+    const video = slot.video;
+    // at or past (at 8x, between two ticks) where it was placed; not yet there, it shows the first segment's start
+    if (slot.ready && !slot.started && !video.seeking && video.readyState >= HTMLMediaElement.HAVE_FUTURE_DATA
+      && video.currentTime >= slot.startPosition - 0.25) {
+      slot.started = true;
+      if (!this.paused) void video.play().catch(() => undefined);
+    }
     const date = slot.hls?.playingDate;
     if (!date || !slot.started) return;
     const wall = date.getTime() / 1000;
     slot.video.dataset.playingDate = String(wall);
     this.debug.playingDate = wall;
-    this.debug.firstPlayingDate ??= wall;
+    if (this.debug.firstPlayingDate === null) Object.assign(this.debug, { firstPlayingDate: wall, startedAtMs: Date.now() });
     this.debug.currentTime = slot.video.currentTime;
     this.events.onTime(wall);
     const last = slot.segments[slot.segments.length - 1];

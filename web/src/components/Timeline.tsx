@@ -66,6 +66,7 @@ const HEIGHT = 76;
 const TRACK = { y: 22, h: 26 };
 const MARKS = { y: 52, h: 14 };
 const ZOOM_STEP = 2;
+const LABEL_CHAR_PX = 6.5; // the width of one character of an 11px label, about: labels that do not fit are left out
 
 export const PRESETS: [string, number][] = [
   ["1 min", 60], ["10 min", 600], ["1 h", 3600], ["6 h", 21_600], ["1 day", 86_400], ["7 days", 604_800], ["30 days", 2_592_000],
@@ -228,14 +229,14 @@ export function Timeline({ view, now, playhead, selection, data, clock, onView, 
               <g class="tl-gap" data-gap={label}>
                 <title>{label}</title>
                 <rect x={x0} y={TRACK.y} width={w} height={TRACK.h} />
-                {w > label.length * 6.5 + 8 && <text x={x0 + 4} y={TRACK.y + 17}>{label}</text>}
+                {w > label.length * LABEL_CHAR_PX + 8 && <text x={x0 + 4} y={TRACK.y + 17}>{label}</text>}
               </g>
             );
           })}
           {tickList.map((tick) => (
             <g class={`tl-tick${tick.major ? " major" : ""}`}>
               <line x1={x(tick.t)} x2={x(tick.t)} y1={14} y2={TRACK.y + TRACK.h} />
-              <text x={x(tick.t) + 3} y={11}>{tick.label}</text>
+              {x(tick.t) + 3 + tick.label.length * LABEL_CHAR_PX < width && <text x={x(tick.t) + 3} y={11}>{tick.label}</text>}
             </g>
           ))}
           {data.incidents.filter(visible).map((i) => (
@@ -257,7 +258,8 @@ export function Timeline({ view, now, playhead, selection, data, clock, onView, 
           )}
         </svg>
         {hover && (
-          <div class="tl-tip" style={{ left: `${Math.max(0, Math.min(width - 220, hover.x - 110))}px` }}>{hover.text}</div>
+          <div class="tl-tip" style={hover.x < width * 0.25 ? { left: "2px" } : hover.x > width * 0.75 ? { right: "2px" }
+            : { left: `${hover.x}px`, transform: "translateX(-50%)" }}>{hover.text}</div>
         )}
       </div>
       <div class="tl-tools">
