@@ -11,8 +11,11 @@ loop's `InFlight`:
   5. per keyframe with reported findings: a JPEG snapshot with the boxes drawn goes to S3, then one
      Detection per finding (its `index` i in score order) on `detections.<cam>.<label>` with `Nats-Msg-Id`
      `<cam>:<session>:<seq>:<i>`;
-  6. ack. A keyframe is acked only after its snapshot is stored and its detections are published, so a
-     crash re-runs it elsewhere, and the message ids keep the re-run from publishing anything twice.
+  6. per camera, its keyframes (those the gate found still too) through its tracker, in time order, and the
+     events they raise published (`tracking.py`);
+  7. ack. A keyframe is acked only after its snapshot is stored and its detections and events are published,
+     so a crash re-runs it elsewhere, and the message ids keep the re-run from publishing anything twice
+     (its tracker step is not repeated: the shared state is already past it).
 
 S3 or NATS outages are ridden out with backoff while the batch stays un-acked (every message in flight is
 kept alive with in-progress acks at each retry).
@@ -62,6 +65,8 @@ METRICS = {
     "detections": "detections published",
     "duplicates": "detections JetStream already had (a re-run after a crash)",
     "events": "tracked-object events published (new, update, end)",
+    "tracking_late": "keyframes left out of tracking: a later one of their camera was tracked first",
+    "tracking_contended": "tracker steps started again: another replica wrote the camera's state first",
     "event_duplicates": "events JetStream already had (sent again after a replica died)",
     "snapshots": "snapshot JPEGs stored",
     "garbage": "undecodable messages terminated",
@@ -86,6 +91,8 @@ class DetectorStats:
     duplicates: int = 0  # detections JetStream already had (a re-run after a crash)
     events: int = 0
     event_duplicates: int = 0
+    tracking_late: int = 0
+    tracking_contended: int = 0
     snapshots: int = 0
     garbage: int = 0
     undecodable: int = 0
@@ -146,7 +153,7 @@ class Pipeline:
         self.tracking = Tracking(tracks, self.names, self._publish_event)
 
     async def handle(self, msgs: list[Msg]) -> None:
-        """Take one batch through steps 1-6; every message in it is settled on the way (or, when this raises,
+        """Take one batch through steps 1-7; every message in it is settled on the way (or, when this raises,
         left to JetStream's redelivery)."""
         self.stats.batches += 1
         jobs: list[Job] = []
@@ -243,6 +250,7 @@ class Pipeline:
         for camera, camera_jobs in by_camera.items():
             frames = [frame_of(job) for job in camera_jobs]
             await self.tracking.track(camera, frames, camera_jobs[-1].policy.rules)
+        self.stats.tracking_late, self.stats.tracking_contended = self.tracking.late, self.tracking.contended
 
     async def _report(self, job: Job) -> None:
         kf = job.keyframe

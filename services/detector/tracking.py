@@ -87,7 +87,6 @@ class Tracking:
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.late = 0  # keyframes left out: a later one of the camera was tracked first
         self.contended = 0  # steps started again after another replica wrote first
-        self.events = 0
 
     async def track(self, camera: str, frames: list[Frame], rules: Rules) -> None:
         """Advance the camera's state through `frames` (any order) and publish what they raise."""
@@ -129,7 +128,6 @@ class Tracking:
                 for event in left + events:
                     await self.publish(self.names.events(camera, event.label), event.encode(),
                                        event_id(camera, event.object_id, event.seq))
-                    self.events += 1
                 if events:
                     try:  # sent: the next step need not send them again
                         await self.store.save(after.model_copy(update={"outbox": ()}), revision)
