@@ -3,10 +3,10 @@
 import argparse
 import sys
 
-from . import detection, indexing, live, playback, recording, remux, webui
+from . import detection, indexing, live, playback, recording, remux, tracking, webui
 
 BENCHMARKS = {"recording": recording, "detection": detection, "indexing": indexing, "remux": remux,
-              "playback": playback, "live": live, "webui": webui}
+              "playback": playback, "live": live, "webui": webui, "tracking": tracking}
 
 
 def main() -> None:
