@@ -90,8 +90,10 @@ def _token(settings, scope: str, name: str) -> str:
 
 @asynccontextmanager
 async def web_stack(nats_server: NatsServer, s3_server: SeaweedS3, clips: dict[str, Path], root: Path, *,
-                    segment_seconds: int = 2, detect: bool = False, **api_env: str) -> AsyncIterator[WebStack]:
-    """Starts the stack recording one RTSP test camera per entry of `clips` (camera name -> video file)."""
+                    segment_seconds: int = 2, detect: bool = False, audio: str | None = None,
+                    **api_env: str) -> AsyncIterator[WebStack]:
+    """Starts the stack recording one RTSP test camera per entry of `clips` (camera name -> video file), each with
+    an audio track when `audio` says which (`RtspTestCamera`: aac, pcmu, pcma)."""
     assert WEB_BUILD.is_file(), f"{WEB_BUILD} is missing: run `make setup` (it builds the web UI)"
     settings = settings_for(nats_server, s3_server, root / "state")
     ensure_bucket(settings.s3)
@@ -113,7 +115,7 @@ async def web_stack(nats_server: NatsServer, s3_server: SeaweedS3, clips: dict[s
     try:
         stack.registry = await CameraRegistry.open(js, settings)
         for name, clip in clips.items():
-            stack.cameras[name] = RtspTestCamera({name: clip}, root / f"camera-{name}.log").start()
+            stack.cameras[name] = RtspTestCamera({name: clip}, root / f"camera-{name}.log", audio=audio).start()
             await stack.registry.put(CameraConfig(name=name, url=stack.cameras[name].url(name),
                                                   segment_seconds=segment_seconds, detect=detect))
         for process in processes.values():
