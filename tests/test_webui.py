@@ -371,3 +371,6 @@ async def test_a_tracked_object_in_explore_says_it_is_parked_in_its_zone_and_the
     await page.wait_for_url("**zone=drive")
     await expect(page.locator(".incident")).to_have_count(1, timeout=UI_TIMEOUT_MS)
     await expect(page.locator(".incident")).to_contain_text("zones drive")
+    # Its camera view marks it on the timeline (tracked objects are marked like incidents).
+    await page.locator(".incident").click()
+    await expect(page.locator(".tl-mark[data-label=car]").first).to_be_attached(timeout=UI_TIMEOUT_MS)

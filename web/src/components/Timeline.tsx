@@ -8,13 +8,22 @@ import {
 import "./camera.css";
 import { debugState } from "./debug";
 
-/** An incident as the timeline marks it (GET /search). */
+/** An incident or a tracked object as the timeline marks it (GET /search). */
 export interface IncidentMark {
   label: string;
   start: number;
   end: number;
   max_score: number;
 }
+
+/** What /search answers that the timeline marks: tracked objects (`events`) and incidents, in time order. */
+export interface MarkAnswer {
+  events?: IncidentMark[];
+  incidents: IncidentMark[];
+}
+
+export const marksOf = (answer: MarkAnswer): IncidentMark[] =>
+  [...(answer.events ?? []), ...answer.incidents].sort((a, b) => a.start - b.start);
 
 export interface TimelineData {
   spans: Interval[];
@@ -42,10 +51,10 @@ export function useTimelineData(camera: string, view: View, width: number, now: 
         const [timeline, search] = await Promise.all([
           api<TimelineAnswer>("GET", `${cameraPath(camera)}/timeline`,
             { query: { start: range.start, end: range.end, join_s: join }, signal: abort.signal }),
-          api<{ incidents: IncidentMark[] }>("GET", "/search",
+          api<MarkAnswer>("GET", "/search",
             { query: { camera, start: range.start, end: range.end, limit: 1000 }, signal: abort.signal }),
         ]);
-        setData({ spans: timeline.spans, gaps: timeline.gaps, incidents: search.incidents, error: null });
+        setData({ spans: timeline.spans, gaps: timeline.gaps, incidents: marksOf(search), error: null });
       } catch (exc) {
         if (abort.signal.aborted) return;
         setData((was) => ({ ...was, error: (exc as Error).message }));

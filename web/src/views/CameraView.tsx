@@ -5,7 +5,7 @@ import { ClipExport } from "../components/ClipExport";
 import { DetectionFeed } from "../components/DetectionFeed";
 import { LivePlayer } from "../components/LivePlayer";
 import { Playback, type PlayRequest } from "../components/Playback";
-import { Timeline, useTimelineData, type IncidentMark } from "../components/Timeline";
+import { Timeline, marksOf, useTimelineData, type IncidentMark, type MarkAnswer } from "../components/Timeline";
 import { RATES, clipAround, nextIncident, previousIncident, type Rate } from "../playback";
 import { isoUtc, parseIsoOrUnix } from "../time";
 import {
@@ -98,9 +98,9 @@ export function CameraView() {
       if (found) break;
       const range = direction === "next" ? { start: at, end: Math.min(now(), at + reach) } : { start: at - reach, end: at };
       if (range.end <= range.start) break;
-      const answer = await api<{ incidents: IncidentMark[] }>("GET", "/search",
-        { query: { camera, ...range, limit: direction === "next" ? 1000 : 1 } }).catch(() => ({ incidents: [] }));
-      found = pick(answer.incidents, at);
+      const answer = await api<MarkAnswer>("GET", "/search",
+        { query: { camera, ...range, limit: direction === "next" ? 1000 : 1 } }).catch((): MarkAnswer => ({ incidents: [] }));
+      found = pick(marksOf(answer), at);
     }
     if (found) playFrom(found.start);
     else setNotice(`no ${direction} incident`);
