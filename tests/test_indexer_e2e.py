@@ -29,12 +29,15 @@ async def test_street_camera_to_a_searchable_person_incident_with_playable_foota
         found = run_cli(settings, "search", "--camera", "street", "--label", "person", "--since", "10m", "--json")
         if found.returncode != 0:
             return None
-        incidents = [i for i in json.loads(found.stdout)["incidents"] if i["chunks"]]
+        # The detector tracks the people it finds, so search answers them as events (one per tracked person);
+        # incidents only cover what no event does.
+        answer = json.loads(found.stdout)
+        incidents = [i for i in answer["events"] + answer["incidents"] if i["chunks"]]
         return incidents[0] if incidents else None
 
     try:
         incident = await eventually(incident_with_footage, 150, interval=2.0,
-                                    what="a person incident with its chunks in the index")
+                                    what="a tracked person (or incident) with its chunks in the index")
     finally:
         for service in services:
             service.stop()

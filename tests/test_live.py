@@ -206,10 +206,16 @@ async def test_a_slow_viewer_skips_forward_a_stalled_one_is_dropped_and_the_othe
         # The slow one was told, and what came after each notice starts at a keyframe.
         notices = slow.texts("skipped")
         assert notices and all(n["frames"] > 0 and "fell behind" in n["reason"] for n in notices), slow.texts()
+        # A notice can be the last thing the reader got before its window closed: only the notices with a
+        # fragment after them can be checked, and there must be one.
+        checked = 0
         for i, (_, message) in enumerate(slow.messages):
             if isinstance(message, dict) and message["type"] == "skipped":
-                following = next(m for _, m in slow.messages[i + 1:] if isinstance(m, bytes))
-                assert samples(following)[0].keyframe
+                following = next((m for _, m in slow.messages[i + 1:] if isinstance(m, bytes)), None)
+                if following is not None:
+                    assert samples(following)[0].keyframe
+                    checked += 1
+        assert checked, slow.texts()
         assert after["spectare_api_live_skipped_frames_total"] > before.get("spectare_api_live_skipped_frames_total",
                                                                               0)
         # The one that never reads was dropped after the send timeout: the server is done with it.
