@@ -126,11 +126,18 @@ async def test_events_are_one_row_per_object_searchable_by_zone_with_chunks_and_
                               model="m", session="s0", seq=1, index=0)
         await js.publish(settings.names.detections(camera, "car"), detection.encode(),
                          headers={"Nats-Msg-Id": detection_id(camera, "s0", 1, 0)})
-    await indexed_events(stack, 2)
+    # Events, footage and detections are three streams with consumers of their own: two events rows say nothing
+    # of the later messages of an object, the chunk or the incidents. Wait for all of it to be in.
+    async def everything_indexed() -> dict | None:
+        found = run_cli(settings, "search", "--since", "1h", "--json")
+        assert found.returncode == 0, found.stderr
+        answer = json.loads(found.stdout)
+        cars = [e for e in answer["events"] if e["object_id"] == "s1-1"]
+        done = (len(answer["events"]) == 2 and cars and cars[0]["ended"] and cars[0]["chunks"]
+                and len(answer["incidents"]) == 2)
+        return answer if done else None
 
-    found = run_cli(settings, "search", "--since", "1h", "--json")
-    assert found.returncode == 0, found.stderr
-    answer = json.loads(found.stdout)
+    answer = await eventually(everything_indexed, 60, what="the events, the chunk and the incidents indexed")
     car, person = answer["events"]
     assert (car["object_id"], car["start"], car["end"], car["max_score"], car["entered_zones"], car["stationary"],
             car["ended"]) == ("s1-1", T0, T0 + 120, 0.9, ["drive"], True, True)
