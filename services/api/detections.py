@@ -1,23 +1,17 @@
-"""Routes tagged `detections`: live detections as server-sent events. A plain NATS subscription per client
-(nothing kept on the server), at most `sse_buffer` queued (a slow client loses the oldest), a comment every
-`sse_ping_s`, closed after `sse_max_s` (EventSource reconnects)."""
+"""Routes tagged `detections`: live detections as server-sent events (`sse.py`: a plain NATS subscription per
+client, nothing kept on the server)."""
 
-import asyncio
-import contextlib
 import json
-import time
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from spectare.core.errors import SchemaError
 from spectare.schemas import Detection, label_token
 
 from .auth import Read
 from .models import LABEL_PATTERN, NAME_PATTERN
-from .settings import ApiSettings
+from .sse import subject_stream
 from .state import State
 
 router = APIRouter(tags=["detections"])
@@ -33,34 +27,8 @@ async def detection_stream(_token: Read, state: State,
     and one label. Comment lines keep an idle stream open; it closes after `sse_max_s` and browsers
     reconnect."""
     subject = state.settings.names.detections(camera or "*", label_token(label) if label else "*")
-    queue: asyncio.Queue = asyncio.Queue(maxsize=state.api.sse_buffer)
 
-    async def collect(msg: Any) -> None:
-        if queue.full():
-            queue.get_nowait()  # a slow client loses the oldest, never stalls the connection
-        queue.put_nowait(msg.data)
+    def render(data: bytes) -> str:
+        return f"event: detection\ndata: {json.dumps(Detection.decode(data).model_dump(mode='json'))}\n\n"
 
-    sub = await state.nc.subscribe(subject, cb=collect)
-    return StreamingResponse(_events(state.api, queue, sub), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-
-async def _events(api: ApiSettings, queue: asyncio.Queue, sub: Any) -> AsyncIterator[str]:
-    """The server-sent events of one client until it leaves or `sse_max_s` passes."""
-    deadline = time.monotonic() + api.sse_max_s
-    try:
-        yield "retry: 2000\n: connected\n\n"
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                data = await asyncio.wait_for(queue.get(), min(api.sse_ping_s, left))
-            except TimeoutError:
-                yield ": ping\n\n"
-                continue
-            try:
-                detection = Detection.decode(data)
-            except SchemaError:
-                continue  # garbage on a detections subject is not the browser's problem
-            yield f"event: detection\ndata: {json.dumps(detection.model_dump(mode='json'))}\n\n"
-    finally:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
+    return await subject_stream(state, subject, render)
