@@ -18,7 +18,6 @@ import pytest
 from spectare.api.auth import SESSION_COOKIE
 from spectare.core.bus import connect, ensure_topology
 from spectare.core.config import load_settings
-from spectare.core.indexclient import IndexClient, IndexUnavailable
 from spectare.core.registry import CameraRegistry
 from spectare.core.store import ensure_bucket
 from spectare.local.process import free_port
@@ -98,18 +97,6 @@ async def stack(nats_server, s3_server, tmp_path_factory):
         await nc.close()
     for process in processes.values():
         assert "Traceback" not in process.log, process.log[-3000:]
-
-
-async def indexed_events(stack, count: int) -> None:
-    client = IndexClient(stack.nc, stack.settings)
-
-    async def check():
-        try:
-            return (await client.status()).tables.get("events") == count
-        except IndexUnavailable:
-            return False
-
-    await eventually(check, 60, what=f"{count} events rows")
 
 
 async def test_events_are_one_row_per_object_searchable_by_zone_with_chunks_and_incidents_where_none(stack):
