@@ -5,6 +5,11 @@ in the same run.
 Reports CPU seconds per camera-minute for our services, for nats-server and the S3 server
 separately, and for ffmpeg; the ratio ours / ffmpeg; and chunk availability latency: from the
 receipt of a chunk's last frame to its Segment event (published after the object is in S3).
+
+With `--audio none,aac,pcmu` each camera count runs once per audio kind (the test camera's tone):
+AAC is copied, G.711 transcoded to AAC by ingest; ffmpeg copies both tracks (`-c copy`; G.711
+cannot go into MP4, so there it is `-c:a aac` too). `audio_adds_pct` is ours against the same
+count without audio. Those results go to recording-audio.json / .md, not over the video-only ones.
 """
 
 import asyncio
@@ -32,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 CLIP = ROOT / "assets" / "bench" / "cam-1080p15.mp4"
 FPS = 15
+AUDIO_KINDS = ("aac", "pcmu", "pcma")  # what the RTSP test camera sends (`RtspTestCamera(audio=...)`)
 SEGMENT_SECONDS = 10
 
 
@@ -39,24 +45,44 @@ def add_arguments(parser) -> None:
     group = parser.add_argument_group("recording")
     group.add_argument("--cameras", default="1,8,32", help="comma-separated camera counts (default 1,8,32)")
     group.add_argument("--seconds", type=float, default=60.0, help="measured seconds per phase (default 60)")
+    group.add_argument("--audio", default="none",
+                       help="comma-separated audio kinds per camera count: none, aac, pcmu, pcma (default none)")
 
 
 def run(args) -> None:
     counts = [int(c) for c in str(args.cameras).split(",") if c.strip()]
+    kinds = [a.strip() for a in str(args.audio).split(",") if a.strip()]
+    unknown = sorted(set(kinds) - {"none", *AUDIO_KINDS})
+    if unknown:
+        raise SystemExit(f"recording benchmark: unknown audio kind(s) {', '.join(unknown)} "
+                         f"(known: none, {', '.join(AUDIO_KINDS)})")
     clip = make_test_clip(DEMO_SOURCE, CLIP, width=1920, height=1080, fps=FPS, gop_seconds=1, seconds=30,
                           bitrate_kbps=4000)
     rows = []
     for count in counts:
-        print(f"recording benchmark: {count} camera(s), {args.seconds:.0f} s per phase ...", flush=True)
-        rows.append(asyncio.run(_one(count, args.seconds, clip)))
-        _print_table(rows)
+        for kind in kinds:
+            print(f"recording benchmark: {count} camera(s), audio {kind}, {args.seconds:.0f} s per phase ...",
+                  flush=True)
+            rows.append(asyncio.run(_one(count, args.seconds, clip, None if kind == "none" else kind)))
+            _with_audio_cost(rows)
+            _print_table(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {"benchmark": "recording", "clip": "1920x1080 15 fps H.264 ~4 Mbit/s, 1 s GOP",
               "segment_seconds": SEGMENT_SECONDS, "measured_seconds": args.seconds,
               "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}
-    (RESULTS / "recording.json").write_text(json.dumps(result, indent=2))
-    (RESULTS / "recording.md").write_text(markdown(result))
-    print(f"wrote {RESULTS / 'recording.json'} and recording.md")
+    name = "recording" if kinds == ["none"] else "recording-audio"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / f"{name}.md").write_text(markdown(result))
+    print(f"wrote {RESULTS / name}.json and {name}.md")
+
+
+def _with_audio_cost(rows: list[dict]) -> None:
+    """Each audio row's CPU (ours) against the row of the same camera count without audio, in per cent."""
+    plain = {r["cameras"]: r["ours_cpu_s_per_cam_min"] for r in rows if r["audio"] == "none"}
+    for r in rows:
+        base = plain.get(r["cameras"])
+        r["audio_adds_pct"] = (round(100 * (r["ours_cpu_s_per_cam_min"] - base) / base, 1)
+                               if r["audio"] != "none" and base else None)
 
 
 def markdown(result: dict) -> str:
@@ -69,13 +95,15 @@ def markdown(result: dict) -> str:
         "(`-rtsp_transport tcp -c copy -f segment -segment_time 10`, same streams, same run). Latency: last frame "
         "of a chunk received -> its Segment event (object already in S3).",
         "",
-        "| cameras | ours | ingest | segmenter | nats-server | S3 (SeaweedFS) | ffmpeg | ratio | chunks | "
-        "latency p50 | latency p95 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| cameras | audio | ours | audio adds | ingest | segmenter | nats-server | S3 (SeaweedFS) | ffmpeg | ratio | "
+        "chunks | latency p50 | latency p95 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
+        adds = f"{r['audio_adds_pct']:+} %" if r.get("audio_adds_pct") is not None else ""
         lines.append(
-            f"| {r['cameras']} | {r['ours_cpu_s_per_cam_min']} | {r['ingest_cpu_s_per_cam_min']} | "
+            f"| {r['cameras']} | {r.get('audio', 'none')} | {r['ours_cpu_s_per_cam_min']} | {adds} | "
+            f"{r['ingest_cpu_s_per_cam_min']} | "
             f"{r['segmenter_cpu_s_per_cam_min']} | {r['nats_cpu_s_per_cam_min']} | {r['s3_cpu_s_per_cam_min']} | "
             f"{r['ffmpeg_cpu_s_per_cam_min']} | {r['ratio_ours_to_ffmpeg']} | {r['chunks']}/{r['chunks_expected']} | "
             f"{r['latency_p50_s']} s | {r['latency_p95_s']} s |"
@@ -83,12 +111,12 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def _one(count: int, seconds: float, clip: Path) -> dict:
+async def _one(count: int, seconds: float, clip: Path, audio: str | None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="spectare-bench-"))
     names = [f"bench{i:02d}" for i in range(count)]
     nats = NatsServer(work / "nats", work / "nats.log")
     s3 = SeaweedS3(work / "s3", work / "s3.log", S3Credentials.generate())
-    camera = RtspTestCamera({n: clip for n in names}, work / "testcam.log")
+    camera = RtspTestCamera({n: clip for n in names}, work / "testcam.log", audio=audio)
     processes: list[ManagedProcess] = []
     try:
         nats.start()
@@ -144,7 +172,8 @@ async def _one(count: int, seconds: float, clip: Path) -> dict:
             out.mkdir(parents=True)
             process = ManagedProcess(f"ffmpeg-{name}", [
                 shutil.which("ffmpeg") or "/usr/bin/ffmpeg", "-nostdin", "-loglevel", "error",
-                "-rtsp_transport", "tcp", "-i", camera.url(name), "-c", "copy", "-f", "segment",
+                "-rtsp_transport", "tcp", "-i", camera.url(name), "-c", "copy",
+                *(["-c:a", "aac"] if audio in ("pcmu", "pcma") else []), "-f", "segment",
                 "-segment_time", str(SEGMENT_SECONDS), "-reset_timestamps", "1", str(out / "%05d.mp4"),
             ], work / "ffmpeg.log")
             process.start()
@@ -171,6 +200,7 @@ async def _one(count: int, seconds: float, clip: Path) -> dict:
     ordered = sorted(latencies)
     return {
         "cameras": count,
+        "audio": audio or "none",
         "ingest_cpu_s_per_cam_min": round(per["ingest"], 4),
         "segmenter_cpu_s_per_cam_min": round(per["segmenter"], 4),
         "ours_cpu_s_per_cam_min": round(per["ingest"] + per["segmenter"], 4),
@@ -187,11 +217,13 @@ async def _one(count: int, seconds: float, clip: Path) -> dict:
 
 
 def _print_table(rows: list[dict]) -> None:
-    headers = ["cams", "ours", "ingest", "segm.", "nats", "s3", "ffmpeg", "ratio", "chunks", "lat p50", "lat p95"]
+    headers = ["cams", "audio", "ours", "adds %", "ingest", "segm.", "nats", "s3", "ffmpeg", "ratio", "chunks",
+               "lat p50", "lat p95"]
     print("CPU seconds per camera-minute (1080p15); latency: last frame received -> Segment event")
     print("  ".join(f"{h:>8}" for h in headers))
     for r in rows:
-        cells = [r["cameras"], r["ours_cpu_s_per_cam_min"], r["ingest_cpu_s_per_cam_min"],
+        cells = [r["cameras"], r["audio"], r["ours_cpu_s_per_cam_min"], r["audio_adds_pct"],
+                 r["ingest_cpu_s_per_cam_min"],
                  r["segmenter_cpu_s_per_cam_min"], r["nats_cpu_s_per_cam_min"], r["s3_cpu_s_per_cam_min"],
                  r["ffmpeg_cpu_s_per_cam_min"], r["ratio_ours_to_ffmpeg"], f"{r['chunks']}/{r['chunks_expected']}",
                  r["latency_p50_s"], r["latency_p95_s"]]
