@@ -29,21 +29,30 @@ class Sample:
     keyframe: bool
 
 
-def timescale(init: bytes) -> int:
-    """The video track's timescale (`mdhd`) of an init segment."""
+VIDEO_TRACK, AUDIO_TRACK = 1, 2  # the track ids of the live init segment
+
+
+def timescale(init: bytes, track: int = VIDEO_TRACK) -> int:
+    """A track's timescale (`mdhd`) of an init segment (tracks are numbered from 1 in `moov` order)."""
     moov = next(b for b in boxes(init) if b.type == "moov")
-    trak = next(b for b in children(init, moov) if b.type == "trak")
+    trak = [b for b in children(init, moov) if b.type == "trak"][track - 1]
     mdia = next(b for b in children(init, trak) if b.type == "mdia")
     mdhd = next(b for b in children(init, mdia) if b.type == "mdhd")
     at = mdhd.body.start + 4 + (16 if init[mdhd.body.start] == 1 else 8)
     return int.from_bytes(init[at:at + 4], "big")
 
 
-def samples(fragment: bytes) -> list[Sample]:
-    """The samples of a `moof`+`mdat` as the live endpoint writes them (one `traf`, a `tfdt`, one full `trun`)."""
+def samples(fragment: bytes, track: int = VIDEO_TRACK) -> list[Sample]:
+    """One track's samples of a `moof`+`mdat` as the live endpoint writes them (a `traf` per track present, each a
+    `tfdt` and one full `trun`); none when the fragment has no `traf` of that track."""
     moof = next(b for b in boxes(fragment) if b.type == "moof")
-    traf = next(b for b in children(fragment, moof) if b.type == "traf")
-    parts = {b.type: b for b in children(fragment, traf)}
+    for traf in (b for b in children(fragment, moof) if b.type == "traf"):
+        parts = {b.type: b for b in children(fragment, traf)}
+        tfhd = parts["tfhd"].body.start
+        if int.from_bytes(fragment[tfhd + 4:tfhd + 8], "big") == track:
+            break
+    else:
+        return []
     tfdt, trun = parts["tfdt"], parts["trun"]
     base = (int.from_bytes(fragment[tfdt.body.start + 4:tfdt.body.start + 12], "big")
             if fragment[tfdt.body.start] == 1 else int.from_bytes(fragment[tfdt.body.start + 4:tfdt.body.start + 8],

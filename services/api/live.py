@@ -3,11 +3,15 @@ transcoded) into fragmented MP4 for a browser's MediaSource, starting at the lat
 
 Protocol. Text frames are small JSON messages, binary frames fMP4 bytes:
 1. `{"type": "stream", "mime": "video/mp4; codecs=\\"avc1.64001f\\"", "codec": "h264" | "hevc", "width", "height",
-   "session", "wall_time"}`: `mime` goes to `MediaSource.addSourceBuffer`; `wall_time` is the Unix time of decode
-   time 0 of this stream's timeline (a frame presented at media time t was captured at `wall_time + t`).
-2. One binary init segment (`ftyp`+`moov`).
+   "session", "wall_time"}`, and for a camera with audio `"audio": {"codec": "aac", "sample_rate", "channels"}` and
+   both codecs in `mime` (`codecs=\\"avc1.64001f,mp4a.40.2\\"`, the AAC object type from its AudioSpecificConfig):
+   `mime` goes to `MediaSource.addSourceBuffer`; `wall_time` is the Unix time of decode time 0 of this stream's
+   timeline, for both tracks (a frame, picture or sound, at media time t was captured at `wall_time + t`).
+2. One binary init segment (`ftyp`+`moov`): track 1 video, track 2 AAC audio when the camera has it.
 3. Binary media fragments (`moof`+`mdat`), each a whole number of frames in decode order, the first one starting
-   at a keyframe. Its decode time need not be 0: a player seeks to the start of what is buffered.
+   at a keyframe; with audio, one `traf` per track present in it (each its own `tfdt` on its own timescale, the
+   audio's the sample rate), audio from the stream's start on. Its decode time need not be 0: a player seeks to
+   the start of what is buffered.
 After the camera reconnects (a new session), or packets were lost, a new `stream` message and init segment come
 before the fragments of the new timeline.
 A viewer that falls behind (`[api] live_queue_frames` / `live_queue_bytes` waiting) gets `{"type": "skipped",
@@ -18,8 +22,8 @@ when NATS does not answer the check), 4404 unknown camera, 4408 no keyframe with
 `live_first_keyframe_timeout_s` (the camera is not publishing), 4429 the client took no data for
 `live_send_timeout_s` (dropped), 1011 the live source failed, 1013 NATS does not answer.
 
-H.264 plays in Chromium's MediaSource; H.265 is served (`hvc1`) but Chromium does not play it. Video only: audio is
-not recorded yet. One source per camera per process is shared by every viewer (`livehub.py`).
+H.264 plays in Chromium's MediaSource; H.265 is served (`hvc1`) but Chromium does not play it. Audio is AAC (ingest
+transcodes a camera's G.711), copied. One source per camera per process is shared by every viewer (`livehub.py`).
 """
 
 import asyncio

@@ -6,7 +6,9 @@ camera's StreamInfo and packets through one ordered consumer on the MEDIA stream
 latest keyframe already in JetStream is among the first packets read. Each packet group becomes one fragment
 (`spectare.media.fragments`) once, for all viewers; the feed keeps the current GOP's fragments, so a viewer who comes
 later also starts at the latest keyframe. Fragments go out only once the consumer has caught up (nothing pending),
-so nobody is fed the GOPs before the latest.
+so nobody is fed the GOPs before the latest. A session's audio packets go into the fragments of their groups (one
+`moof`, a `traf` per track), so a stream started at a keyframe has its audio from there on; a group is cut before
+each video keyframe (`runs_from_keyframes`), and a hole is a hole whichever track it hit (one seq space).
 
 Each `Viewer` has a bounded queue (`live_queue_frames`, `live_queue_bytes`). A fragment that does not fit moves the
 viewer forward: what it had queued is dropped, and it resumes at the next keyframe with a `Skipped` notice first.
@@ -74,6 +76,17 @@ class Skipped:
 
 
 Item = StreamStart | Fragment | Skipped
+
+
+def runs_from_keyframes(packets: tuple[Packet, ...]) -> list[tuple[Packet, ...]]:
+    """A packet group cut before each video keyframe, so that a fragment a viewer may start at begins with its
+    keyframe (ingest sends every keyframe alone; this keeps the hub right whatever the grouping)."""
+    runs: list[list[Packet]] = []
+    for packet in packets:
+        if not runs or (packet.track == "video" and packet.keyframe):
+            runs.append([])
+        runs[-1].append(packet)
+    return [tuple(run) for run in runs if run]
 
 
 class LiveMetrics:
@@ -280,14 +293,16 @@ class Feed:
             self._infos.pop(next(iter(self._infos)))
 
     async def _take(self, packets: tuple[Packet, ...]) -> None:
-        packets = tuple(p for p in packets if p.track == "video")
-        if not packets:
-            return
+        for run in runs_from_keyframes(packets):
+            await self._take_run(run)
+
+    async def _take_run(self, packets: tuple[Packet, ...]) -> None:
         first = packets[0]
         if self._muxer is None or first.session != self._muxer.session or first.seq != self._next_seq:
             # A new session, or a hole in this one (packets lost to the stream's limits, or numbering started
-            # over): the picture resumes at a keyframe, on a timeline of its own with a `stream` message and init.
-            if not first.keyframe:
+            # over): the picture resumes at a keyframe, on a timeline of its own with a `stream` message and init;
+            # its audio from there on.
+            if not (first.track == "video" and first.keyframe):
                 self._next_seq = None
                 return
             info = self._infos.get(first.session)
@@ -296,9 +311,20 @@ class Feed:
                 return
             self._muxer = await asyncio.to_thread(LiveMuxer, info, first)
             self._start = StreamStart(first.session, json.dumps(self._stream_message(self._muxer)), self._muxer.init)
+            if self._muxer.audio_left_out:
+                self._complain("audio-left-out", f"live video without its audio: {self._muxer.audio_left_out}")
         assert self._start is not None
-        fragment = self._muxer.fragment(packets)
         self._next_seq = packets[-1].seq + 1
+        if self._muxer.audio is None:  # the stream is video only: its audio packets have no track to go in
+            packets = tuple(p for p in packets if p.track == "video")
+            if not packets:
+                return
+        fragment = self._muxer.fragment(packets)
+        if fragment.audio_dropped:
+            self._complain("audio-dropped", f"left out {fragment.audio_dropped} audio packets from before the stream's "
+                           "start or going back in time (counted in spectare_api_live_bad_messages)")
+        if not fragment.data:
+            return
         if fragment.keyframe:
             self._gop, self._gop_bytes = [], 0
         self._gop.append(fragment)
@@ -321,15 +347,19 @@ class Feed:
         """A viewer joining a live feed starts at the current GOP, unless it is old (the camera stopped)."""
         if not self._gop or self._start is None or not self._gop[0].keyframe:
             return
-        if time.time() - self._gop[-1].wall_times[-1] > self.hub.api.stale_after_s:
+        if time.time() - self._gop[-1].captured_until > self.hub.api.stale_after_s:
             return
         for fragment in self._gop:
             viewer.offer(self._start, fragment)
 
     @staticmethod
     def _stream_message(muxer: LiveMuxer) -> dict:
-        return {"type": "stream", "mime": muxer.mime, "codec": muxer.codec, "width": muxer.width,
-                "height": muxer.height, "session": muxer.session, "wall_time": muxer.wall_time}
+        message = {"type": "stream", "mime": muxer.mime, "codec": muxer.codec, "width": muxer.width,
+                   "height": muxer.height, "session": muxer.session, "wall_time": muxer.wall_time}
+        if muxer.audio is not None:
+            message["audio"] = {"codec": muxer.audio.codec, "sample_rate": muxer.audio.sample_rate,
+                                "channels": muxer.audio.channels}
+        return message
 
     def _complain(self, kind: str, text: str) -> None:
         self.hub.metrics.bad_messages.inc()

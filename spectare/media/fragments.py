@@ -1,10 +1,15 @@
 """Live fragments: one camera session's packets as a fragmented MP4 stream a browser's MediaSource plays, remuxed,
-never transcoded, plus the RFC 6381 codec string (`avc1.64001f`, `hvc1.1.6.L93.90`) its `addSourceBuffer` needs.
+never transcoded, plus the RFC 6381 codec strings (`avc1.64001f`, `hvc1.1.6.L93.90`, `mp4a.40.2`) its
+`addSourceBuffer` needs.
 
 A `LiveMuxer` is built per session from the StreamInfo and the session's first keyframe: its `init` is `ftyp`+`moov`
-(PyAV writes it: the `avcC`/`hvcC` from the parameter sets, sample entry `avc1` or `hvc1`), and `fragment(packets)`
-gives one `moof`+`mdat` holding those packets, whole frames in decode order, addressed from the `moof`
-(`default-base-is-moof`, one `trun` with each sample's duration, size, flags and composition offset).
+(PyAV writes it: the `avcC`/`hvcC` from the parameter sets, sample entry `avc1` or `hvc1`; with the session's AAC
+audio, a second track `mp4a` whose `esds` holds the AudioSpecificConfig), and `fragment(packets)` gives one
+`moof`+`mdat` holding those packets, whole frames in decode order, addressed from the `moof` (`default-base-is-moof`):
+one `traf` per track present (video first), each with its own `tfdt` on its own timescale and one `trun` with each
+sample's duration, size, flags and composition offset; the `mdat` holds the video samples, then the audio ones. One
+`moof` for both tracks of a packet group keeps MediaSource's two track buffers level (its buffered range is where
+both have media), so the live edge is never held back by a track that comes in a later append.
 
 Why the fragments are written here and not by PyAV: with `movflags=frag_every_frame` the MP4 muxer writes a frame's
 fragment only when the next frame is muxed (it is flushed by the next packet), and PyAV does not expose the
@@ -14,7 +19,12 @@ layout, so the muxer writes it itself, a whole group at a time, in microseconds 
 
 Times: decode time 0 of a muxer's timeline is its first packet's decode time; `wall_time` is the Unix time of that
 instant (the packets' wall time is the session anchor advanced by pts), so a frame presented at media time t was
-captured at `wall_time + t`. Video only: audio is not recorded yet.
+captured at `wall_time + t`. Audio is on the same clock: its decode time 0 is that same `wall_time`, so a sample
+is placed at (its wall time - `wall_time`) in samples; from there it advances by its pts (samples), re-placed by
+its wall time only where the pts jump by more than a frame from where they should be (the camera's audio restarted).
+A packet whose pts is within 1/16 frame of where the previous one ends starts exactly there: cameras' RTP audio
+clocks jitter by a sample, and a player would hear each such step as a gap or an overlap to splice.
+Audio from before the stream's start (decode time < 0) and audio that would go backwards are left out and counted.
 """
 
 import io
@@ -26,7 +36,7 @@ from fractions import Fraction
 import av
 
 from spectare.core.errors import SpectareError
-from spectare.schemas import Packet, StreamInfo
+from spectare.schemas import AudioTrack, Packet, StreamInfo
 
 from .fmp4 import Box, boxes, children
 
@@ -39,6 +49,10 @@ H264_SPS, H265_SPS = 7, 33
 _KEY_SAMPLE, _DELTA_SAMPLE = 0x02000000, 0x01010000  # sample_depends_on=2 / depends_on=1 + is_non_sync_sample
 _TFHD_BASE_IS_MOOF = 0x020000
 _TRUN_FIELDS = 0x000F01  # data offset, then per sample: duration, size, flags, composition time offset
+AAC_FRAME_SAMPLES = 1024  # an AAC-LC access unit's duration when a packet states none
+_SNAP_FRACTION = 16  # an audio packet within 1/16 frame of where the previous one ends is placed right there
+# The AAC sampling frequency indices (ISO/IEC 14496-3 table 1.18), for the ADTS header of the audio template.
+_AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 
 
 class LiveMuxError(SpectareError):
@@ -47,15 +61,22 @@ class LiveMuxError(SpectareError):
 
 @dataclass(frozen=True)
 class Fragment:
-    """One `moof`+`mdat` of a session: `frames` whole frames from `first_seq`; `keyframe` when it starts with one (a
-    viewer may start there)."""
+    """One `moof`+`mdat` of a session: `frames` whole video frames (and any audio frames) from `first_seq`;
+    `keyframe` when its first packet is a video keyframe (a viewer may start there)."""
 
     session: str
     first_seq: int
     frames: int
     keyframe: bool
     data: bytes
-    wall_times: tuple[float, ...]  # each frame's capture time (Unix seconds), for latency
+    wall_times: tuple[float, ...]  # each video frame's capture time (Unix seconds), for latency
+    audio_wall_times: tuple[float, ...] = ()  # each audio frame's
+    audio_dropped: int = 0  # audio packets left out (before the stream's start, or going backwards)
+
+    @property
+    def captured_until(self) -> float:
+        """The capture time of the latest frame in it, of either track."""
+        return max(self.wall_times + self.audio_wall_times)
 
 
 def split_annexb(data: bytes) -> list[bytes]:
@@ -120,41 +141,103 @@ def _nal_type(codec: str, nal: bytes) -> int:
     return (nal[0] >> 1) & 0x3F if codec == "hevc" else nal[0] & 0x1F
 
 
+def aac_codec_string(config: bytes) -> str:
+    """The RFC 6381 `codecs` value of AAC audio from its AudioSpecificConfig: `mp4a.40.<audio object type>` (2 is
+    AAC-LC, 5 HE-AAC, 29 HE-AACv2; type 31 escapes to 32 + the next 6 bits)."""
+    if len(config) < 2:
+        raise LiveMuxError("the stream info's AAC track has no AudioSpecificConfig")
+    object_type = config[0] >> 3
+    if object_type == 31:
+        object_type = 32 + (((config[0] & 0x07) << 3) | (config[1] >> 5))
+    if object_type == 0:
+        raise LiveMuxError("the AAC AudioSpecificConfig names no audio object type")
+    return f"mp4a.40.{object_type}"
+
+
+@dataclass(frozen=True)
+class _Track:
+    track_id: int
+    timescale: int
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One track's samples in a fragment: its `traf` and its part of the `mdat`."""
+
+    track_id: int
+    base_dts: int
+    samples: list[bytes]
+    payload: bytes
+
+
 class LiveMuxer:
     """One session's fragmented MP4: `init` once, then `fragment(packets)` for each run of consecutive packets.
 
     Building it opens a PyAV template from the parameter sets and the keyframe (a few ms: call it off the event
-    loop); fragments are pure byte work."""
+    loop); fragments are pure byte work. The session's audio goes along when it is AAC with its
+    AudioSpecificConfig; otherwise `audio_left_out` says why the stream is video only."""
 
     def __init__(self, info: StreamInfo, keyframe: Packet) -> None:
         video = info.video
         if video.codec not in RAW_FORMATS:
             raise LiveMuxError(f"video codec {video.codec!r} cannot be streamed live (supported: h264, hevc)")
-        if not keyframe.keyframe:
+        if not keyframe.keyframe or keyframe.track != "video":
             raise LiveMuxError("a live stream must start at a keyframe")
         self.session = info.session
         self.codec = video.codec
         self.width, self.height = video.width, video.height
         self.time_base = Fraction(*video.time_base)
         self.codec_string = codec_string(video.codec, video.extradata or keyframe.data)
-        self.init, self.track_id, self.timescale = _init_segment(info, keyframe)
+        self.audio: AudioTrack | None = None
+        self.audio_codec_string: str | None = None
+        self.audio_left_out: str | None = None
+        if info.audio is not None:
+            try:
+                if info.audio.codec != "aac":
+                    raise LiveMuxError(f"audio codec {info.audio.codec!r} cannot be streamed live (supported: aac)")
+                self.audio_codec_string = aac_codec_string(info.audio.extradata)
+                self.audio = info.audio
+            except LiveMuxError as exc:
+                self.audio_left_out = str(exc)
+        self.init, tracks = _init_segment(info, keyframe, self.audio)
+        self.track_id, self.timescale = tracks["vide"].track_id, tracks["vide"].timescale
         self.origin = _decode_time(keyframe, None)
         presented = keyframe.pts if keyframe.pts is not None else self.origin
         self.wall_time = keyframe.wall_time - float((presented - self.origin) * self.time_base)
         self._sequence = 0
         self._last_dts: int | None = None
         self._last_duration = 0
+        self._audio = _AudioTimeline(self.audio, tracks["soun"], self.wall_time) if self.audio is not None else None
 
     @property
     def mime(self) -> str:
-        return f'video/mp4; codecs="{self.codec_string}"'
+        codecs = ",".join(c for c in (self.codec_string, self.audio_codec_string) if c)
+        return f'video/mp4; codecs="{codecs}"'
 
     def fragment(self, packets: Sequence[Packet]) -> Fragment:
-        """The packets (video, consecutive, of this session, in decode order) as one `moof`+`mdat`. A packet whose
-        decode time is not after the previous one's is refused (the stream would go backwards)."""
+        """The packets (consecutive, of this session, each track in decode order) as one `moof`+`mdat`: the video
+        ones, and the audio ones when the stream has audio. A video packet whose decode time is not after the
+        previous one's is refused (the stream would go backwards); such an audio packet is left out."""
         video = [p for p in packets if p.track == "video"]
-        if not video:
-            raise LiveMuxError("a fragment needs at least one video packet")
+        audio = [p for p in packets if p.track == "audio"] if self._audio is not None else []
+        if not video and not audio:
+            raise LiveMuxError("a fragment needs at least one packet of the stream's tracks")
+        runs = [self._video_run(video)] if video else []
+        kept: list[Packet] = []
+        if self._audio is not None and audio:
+            run, kept = self._audio.run(audio)
+            if run is not None:
+                runs.append(run)
+        if not runs:
+            return Fragment(self.session, packets[0].seq, 0, False, b"", (), (), len(audio))
+        self._sequence += 1
+        written = {id(p) for p in (*video, *kept)}
+        first = next(p for p in packets if id(p) in written)
+        return Fragment(self.session, packets[0].seq, len(video), first.track == "video" and first.keyframe,
+                        _moof_mdat(self._sequence, runs), tuple(p.wall_time for p in video),
+                        tuple(p.wall_time for p in kept), len(audio) - len(kept))
+
+    def _video_run(self, video: list[Packet]) -> _Run:
         times = []
         for packet in video:
             dts = self._ticks(_decode_time(packet, self._last_dts) - self.origin)
@@ -174,13 +257,59 @@ class LiveMuxer:
             payload.append(data)
             samples.append(struct.pack(">IIIi", duration, len(data), _KEY_SAMPLE if packet.keyframe else _DELTA_SAMPLE,
                                        offset))
-        self._sequence += 1
-        data = _moof_mdat(self._sequence, self.track_id, times[0], samples, b"".join(payload))
-        return Fragment(self.session, video[0].seq, len(video), video[0].keyframe, data,
-                        tuple(p.wall_time for p in video))
+        return _Run(self.track_id, times[0], samples, b"".join(payload))
 
     def _ticks(self, units: int) -> int:
         """Packet time-base units in the init's timescale."""
+        return round(units * self.time_base * self.timescale)
+
+
+class _AudioTimeline:
+    """Audio packets -> decode times on the stream's timeline, whose 0 is `wall_time` (see the module docstring)."""
+
+    def __init__(self, audio: AudioTrack, track: _Track, wall_time: float) -> None:
+        self.track_id, self.timescale = track.track_id, track.timescale
+        self.time_base = Fraction(*audio.time_base)
+        self.wall_time = wall_time
+        self.frame = self._ticks(AAC_FRAME_SAMPLES)
+        self._origin: int | None = None  # the pts (in the timescale) at decode time 0
+        self._last_dts: int | None = None
+        self._next: int | None = None  # where the packet after the last one kept starts
+        self._last_duration = self.frame
+
+    def run(self, audio: list[Packet]) -> tuple[_Run | None, list[Packet]]:
+        """The audio packets' `traf` data (None when none is kept) and the packets kept."""
+        kept: list[tuple[int, Packet]] = []
+        for packet in audio:
+            pts = packet.pts if packet.pts is not None else packet.dts
+            if pts is None:
+                continue
+            at = self._ticks(pts)
+            by_wall = round((packet.wall_time - self.wall_time) * self.timescale)
+            if self._origin is None or abs(at - self._origin - by_wall) > self.frame:
+                self._origin = at - by_wall
+            dts = at - self._origin
+            if self._next is not None and abs(dts - self._next) <= self.frame // _SNAP_FRACTION:
+                dts = self._next  # a camera's audio clock rounded to the RTP rate: jitter of a sample or so
+            if dts < 0 or (self._last_dts is not None and dts <= self._last_dts):
+                continue  # before the stream's start (a viewer starts at a keyframe), or going backwards
+            kept.append((dts, packet))
+            self._last_dts = dts
+            self._next = dts + (self._ticks(packet.duration) if packet.duration else self.frame)
+        if not kept:
+            return None, []
+        samples = []
+        for i, (dts, packet) in enumerate(kept):
+            if i + 1 < len(kept):
+                duration = kept[i + 1][0] - dts
+            else:
+                duration = self._ticks(packet.duration) if packet.duration else self._last_duration
+            self._last_duration = duration or self._last_duration
+            # every AAC frame is a sync sample
+            samples.append(struct.pack(">IIIi", duration, len(packet.data), _KEY_SAMPLE, 0))
+        return _Run(self.track_id, kept[0][0], samples, b"".join(p.data for _, p in kept)), [p for _, p in kept]
+
+    def _ticks(self, units: int) -> int:
         return round(units * self.time_base * self.timescale)
 
 
@@ -194,17 +323,28 @@ def _decode_time(packet: Packet, previous: int | None) -> int:
     return previous + max(packet.duration, 1)
 
 
-def _init_segment(info: StreamInfo, keyframe: Packet) -> tuple[bytes, int, int]:
-    """(`ftyp`+`moov`, the track's id, its timescale) written by PyAV's MP4 muxer with no samples."""
+def _init_segment(info: StreamInfo, keyframe: Packet, audio: AudioTrack | None) -> tuple[bytes, dict[str, _Track]]:
+    """(`ftyp`+`moov`, its tracks by handler type: `vide`, and `soun` with audio) written by PyAV's MP4 muxer with no
+    samples."""
     video = info.video
+    sources = []
     try:
-        source = av.open(io.BytesIO(video.extradata + keyframe.data), "r", format=RAW_FORMATS[video.codec],
-                         options=_PROBE_OPTIONS)
-    except (av.FFmpegError, ValueError) as exc:
-        raise LiveMuxError(f"cannot read the session's first keyframe as {video.codec}: {exc}") from None
-    try:
+        try:
+            source = av.open(io.BytesIO(video.extradata + keyframe.data), "r", format=RAW_FORMATS[video.codec],
+                             options=_PROBE_OPTIONS)
+        except (av.FFmpegError, ValueError) as exc:
+            raise LiveMuxError(f"cannot read the session's first keyframe as {video.codec}: {exc}") from None
+        sources.append(source)
         if not source.streams.video:
             raise LiveMuxError(f"the session's first keyframe holds no {video.codec} video")
+        if audio is not None:
+            # The muxer takes an audio stream from a template only (one it adds itself it opens as an encoder,
+            # which writes its own AudioSpecificConfig): an ADTS header with the track's rate and channels gives one,
+            # and the track's own AudioSpecificConfig goes into the `esds`.
+            sources.append(av.open(io.BytesIO(_adts_header(audio.sample_rate, audio.channels)), "r", format="aac",
+                                   options=_PROBE_OPTIONS))
+            if not sources[-1].streams.audio:
+                raise LiveMuxError("cannot make the init segment's audio track")
         out = io.BytesIO()
         with av.open(out, "w", format="mp4", container_options=_INIT_OPTIONS) as target:
             stream = target.add_stream_from_template(source.streams.video[0])
@@ -213,21 +353,43 @@ def _init_segment(info: StreamInfo, keyframe: Packet) -> tuple[bytes, int, int]:
                 stream.codec_context.extradata = video.extradata
             if video.codec == "hevc":
                 stream.codec_tag = "hvc1"  # what MSE and Safari ask for (FFmpeg's default is hev1)
+            if audio is not None:
+                sound = target.add_stream_from_template(sources[-1].streams.audio[0])
+                sound.time_base = Fraction(*audio.time_base)
+                sound.codec_context.sample_rate = audio.sample_rate
+                sound.codec_context.extradata = audio.extradata
+                sound.codec_context.bit_rate = 0
             target.start_encoding()
     except av.FFmpegError as exc:
         raise LiveMuxError(f"cannot write the init segment: {exc}") from None
     finally:
-        source.close()
+        for opened in sources:
+            opened.close()
     data = out.getvalue()
     top = [b for b in boxes(data) if b.type in ("ftyp", "moov")]
     moov = next((b for b in top if b.type == "moov"), None)
     if moov is None:
         raise LiveMuxError("the MP4 muxer wrote no moov")
-    trak = next(b for b in children(data, moov) if b.type == "trak")
-    tkhd = next(b for b in children(data, trak) if b.type == "tkhd")
-    mdia = next(b for b in children(data, trak) if b.type == "mdia")
-    mdhd = next(b for b in children(data, mdia) if b.type == "mdhd")
-    return b"".join(data[b.offset:b.end] for b in top), _after_times(data, tkhd), _after_times(data, mdhd)
+    tracks = {}
+    for trak in (b for b in children(data, moov) if b.type == "trak"):
+        tkhd = next(b for b in children(data, trak) if b.type == "tkhd")
+        mdia = next(b for b in children(data, trak) if b.type == "mdia")
+        parts = {b.type: b for b in children(data, mdia)}
+        handler = data[parts["hdlr"].body.start + 8:parts["hdlr"].body.start + 12].decode("latin-1")
+        tracks[handler] = _Track(_after_times(data, tkhd), _after_times(data, parts["mdhd"]))
+    if "vide" not in tracks or (audio is not None and "soun" not in tracks):
+        raise LiveMuxError("the MP4 muxer left a track out of the init segment")
+    return b"".join(data[b.offset:b.end] for b in top), tracks
+
+
+def _adts_header(sample_rate: int, channels: int) -> bytes:
+    """A 7-byte ADTS header of an empty AAC-LC frame: enough for FFmpeg's ADTS demuxer to give an AAC stream."""
+    rate_index = _AAC_RATES.index(sample_rate) if sample_rate in _AAC_RATES else 3  # the rate is set apart
+    channel_config = channels if channels <= 6 else 7
+    size = 7
+    return bytes([0xFF, 0xF1, (1 << 6) | (rate_index << 2) | (channel_config >> 2),
+                  ((channel_config & 0x03) << 6) | (size >> 11), (size >> 3) & 0xFF, ((size & 0x07) << 5) | 0x1F,
+                  0xFC])
 
 
 def _after_times(data: bytes, box: Box) -> int:
@@ -246,13 +408,19 @@ def _full_box(kind: bytes, version: int, flags: int, *parts: bytes) -> bytes:
     return _box(kind, struct.pack(">I", (version << 24) | flags), *parts)
 
 
-def _moof_mdat(sequence: int, track_id: int, base_dts: int, samples: list[bytes], payload: bytes) -> bytes:
+def _moof_mdat(sequence: int, runs: list[_Run]) -> bytes:
+    """One `moof` with a `traf` per run, then the `mdat` with the runs' payloads in the same order."""
     mfhd = _full_box(b"mfhd", 0, 0, struct.pack(">I", sequence))
-    tfhd = _full_box(b"tfhd", 0, _TFHD_BASE_IS_MOOF, struct.pack(">I", track_id))
-    tfdt = _full_box(b"tfdt", 1, 0, struct.pack(">Q", base_dts))
-    trun_size = 12 + 8 + sum(len(s) for s in samples)
-    moof_size = 8 + len(mfhd) + 8 + len(tfhd) + len(tfdt) + trun_size
-    # version 1: signed composition offsets; the data offset counts from the moof's start to the mdat's payload
-    trun = _full_box(b"trun", 1, _TRUN_FIELDS, struct.pack(">Ii", len(samples), moof_size + 8), *samples)
-    moof = _box(b"moof", mfhd, _box(b"traf", tfhd, tfdt, trun))
-    return moof + _box(b"mdat", payload)
+    # traf: header 8, tfhd 16, tfdt (version 1) 20, trun 12 + sample count 4 + data offset 4 + the samples
+    moof_size = 8 + len(mfhd) + sum(8 + 16 + 20 + 20 + sum(len(s) for s in run.samples) for run in runs)
+    trafs, data_offset = [], moof_size + 8  # the data offset counts from the moof's start to the run's first byte
+    for run in runs:
+        tfhd = _full_box(b"tfhd", 0, _TFHD_BASE_IS_MOOF, struct.pack(">I", run.track_id))
+        tfdt = _full_box(b"tfdt", 1, 0, struct.pack(">Q", run.base_dts))
+        # version 1: signed composition offsets
+        trun = _full_box(b"trun", 1, _TRUN_FIELDS, struct.pack(">Ii", len(run.samples), data_offset), *run.samples)
+        trafs.append(_box(b"traf", tfhd, tfdt, trun))
+        data_offset += len(run.payload)
+    moof = _box(b"moof", mfhd, *trafs)
+    assert len(moof) == moof_size
+    return moof + _box(b"mdat", *(run.payload for run in runs))
