@@ -10,6 +10,7 @@ runs on the same findings for comparison: its confirmed tracks are the `new` eve
 """
 
 import json
+import statistics
 import time
 from collections import Counter
 from pathlib import Path
@@ -50,14 +51,18 @@ def run(args) -> None:
     lines = [f"# Tracking benchmark\n\n{len(frames)} keyframes of {result['source']} ({minutes:.1f} min), "
              f"model {det.model_path.name}, min score {det.min_score}; rules {result['rules']}.\n",
              "| keyframe every | detections/min | new/min | all events/min | detections per new | tracker ms/keyframe "
-             "| ByteTrack tracks/min |", "|---|---|---|---|---|---|---|"]
+             "| ByteTrack tracks/min | keyframes per object (median / max) |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['keyframe_every_s']} s | {row['detections_per_min']} | {row['new_per_min']} | "
                      f"{row['events_per_min']} | {row['detections_per_new']} | {row['tracker_ms_per_keyframe']} | "
-                     f"{row.get('bytetrack_tracks_per_min', 'n/a')} |")
-    lines.append("\nGoals (issue 15): detections per new >= 20 (alerts saved), tracker ms/keyframe <= 2. On this "
-                 "footage people cross the frame in seconds, so each is seen on few keyframes; the ratio grows "
-                 "with how long objects stay (a parked car is one event for as long as it stays).")
+                     f"{row.get('bytetrack_tracks_per_min', 'n/a')} | {row['keyframes_per_object_median']} / "
+                     f"{row['keyframes_per_object_max']} |")
+    lines.append("\nGoals (issue 15): detections per new >= 20 (alerts saved), tracker ms/keyframe <= 2. One alert "
+                 "per object can save at most the keyframes that object is found on: this footage is filmed from a "
+                 "moving streetcar, so people and carriages pass in a few seconds (the median announced object is "
+                 "found on the keyframes in the last column). The ratio grows with how long objects stay in view "
+                 "(a parked car is one event for as long as it stays); ByteTrack on the same findings confirms as "
+                 "many objects.")
     (RESULTS / "tracking.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"wrote {RESULTS / 'tracking.json'} and tracking.md")
@@ -92,16 +97,30 @@ def measure(frames: list[tuple[float, tuple[Finding, ...]]], minutes: float, rul
             counts.update(e.type for e in events)
     per_keyframe_ms = (time.process_time() - began) / repeats / len(frames) * 1000
     detections = sum(len(f) for _, f in frames)
+    seen_on = keyframes_per_object(frames, rules)
     row = {"keyframe_every_s": step, "keyframes": len(frames), "detections_per_min": round(detections / minutes, 1),
            "new_per_min": round(counts["new"] / minutes, 1), "updates_per_min": round(counts["update"] / minutes, 1),
            "ends_per_min": round(counts["end"] / minutes, 1),
            "events_per_min": round(sum(counts.values()) / minutes, 1),
            "detections_per_new": round(detections / max(counts["new"], 1), 1),
-           "tracker_ms_per_keyframe": round(per_keyframe_ms, 3)}
+           "tracker_ms_per_keyframe": round(per_keyframe_ms, 3),
+           # An alert per object saves at most as many messages as the keyframes an object is found on.
+           "keyframes_per_object_median": statistics.median(seen_on) if seen_on else 0,
+           "keyframes_per_object_max": max(seen_on, default=0)}
     tracks = bytetrack_tracks(frames, step)
     if tracks is not None:
         row["bytetrack_tracks_per_min"] = round(tracks / minutes, 1)
     return row
+
+
+def keyframes_per_object(frames: list[tuple[float, tuple[Finding, ...]]], rules: Rules) -> list[int]:
+    """On how many keyframes the model found each object the tracker announced."""
+    hits: dict[str, int] = {}
+    state = TrackerState(camera="demo", time=0.0)
+    for seq, (t, findings) in enumerate(frames):
+        state, _ = advance(state, Frame(time=1e9 + t, session="demo", seq=seq, findings=findings), rules)
+        hits |= {o.object_id: o.hits for o in state.objects if o.announced}
+    return sorted(hits.values())
 
 
 def bytetrack_tracks(frames: list[tuple[float, tuple[Finding, ...]]], step: int) -> int | None:
