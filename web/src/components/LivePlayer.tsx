@@ -1,7 +1,9 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, cameraPath } from "../api";
 import { closeOutcome, followLiveEdge, playable, reconnectDelayS, type Range } from "../live";
+import { liveHasSound, type ElementSound } from "../sound";
 import { debugState } from "./debug";
+import { applySound, playAllowingSound } from "./SoundControls";
 
 /** What the viewer sees besides the picture. */
 type LiveState =
@@ -10,19 +12,35 @@ type LiveState =
   | { kind: "stills"; codec: string }
   | { kind: "interrupted"; message: string; retrying: boolean };
 
+/** What the live player tells the view about sound: whether the stream has it, and that the browser refused to
+ * play it (the video then plays muted). */
+export interface LiveSoundEvents {
+  onHasSound: (has: boolean) => void;
+  onRefused: () => void;
+}
+
 /** Live video over `WS /cameras/byname/<name>/live` in MediaSource (protocol in services/api/live.py): a `stream`
  * message opens a new MediaSource with its mime, then the init segment and fragments are appended in order; the
  * player stays at the live edge and reconnects with back-off. A codec the browser cannot decode (H.265 in
- * Chromium) shows the snapshot, refreshed every second, instead. */
-export function LivePlayer({ camera }: { camera: string }) {
+ * Chromium) shows the snapshot, refreshed every second, instead. The video plays at `sound` (muted unless the
+ * viewer unmuted). */
+export function LivePlayer({ camera, sound, events }: { camera: string; sound: ElementSound; events: LiveSoundEvents }) {
   const video = useRef<HTMLVideoElement>(null);
+  const connection = useRef<LiveConnection | null>(null);
+  const latest = useRef(events);
+  latest.current = events;
   const [state, setState] = useState<LiveState>({ kind: "connecting" });
 
   useEffect(() => {
-    const connection = new LiveConnection(video.current!, camera, setState);
-    connection.start();
-    return () => connection.stop();
+    const made = (connection.current = new LiveConnection(video.current!, camera, setState, {
+      onHasSound: (has) => latest.current.onHasSound(has),
+      onRefused: () => latest.current.onRefused(),
+    }));
+    made.setSound(sound);
+    made.start();
+    return () => made.stop();
   }, [camera]);
+  useEffect(() => connection.current?.setSound(sound), [sound.muted, sound.volume]);
 
   const snapshot = `${cameraPath(camera)}/snapshot.jpg`;
   return (
@@ -80,6 +98,7 @@ interface StreamMessage {
   mime: string;
   codec: string;
   wall_time: number;
+  audio?: { codec: string; sample_rate: number; channels: number };
 }
 
 class LiveConnection {
@@ -97,8 +116,9 @@ class LiveConnection {
     private readonly video: HTMLVideoElement,
     private readonly camera: string,
     private readonly show: (state: LiveState) => void,
+    private readonly sound: LiveSoundEvents,
   ) {
-    Object.assign(this.debug, { streams: 0, skipped: 0, appended: 0, closed: null, errors: [] });
+    Object.assign(this.debug, { streams: 0, skipped: 0, appended: 0, closed: null, errors: [], audio: null });
     video.addEventListener("error", () => {
       if (this.source) this.failed(`video: ${video.error?.message ?? "decode error"}`);
     });
@@ -111,6 +131,12 @@ class LiveConnection {
     socket.binaryType = "arraybuffer";
     socket.onmessage = (event) => this.received(event.data as string | ArrayBuffer);
     socket.onclose = (event) => this.closed(socket, event.code, event.reason);
+  }
+
+  /** Sound on (or off) now; a play() refused with sound plays muted and says so. */
+  setSound(sound: ElementSound): void {
+    applySound(this.video, sound);
+    if (!sound.muted && this.playing) void playAllowingSound(this.video, this.sound.onRefused);
   }
 
   stop(): void {
@@ -140,9 +166,12 @@ class LiveConnection {
       this.stopped = true; // nothing this browser can show comes on the socket
       this.socket?.close(1000);
       this.detach();
+      this.sound.onHasSound(false);
       this.show({ kind: "stills", codec: stream.codec });
       return;
     }
+    this.debug.audio = stream.audio ?? null;
+    this.sound.onHasSound(liveHasSound(stream));
     this.open(stream.mime);
   }
 
@@ -191,7 +220,8 @@ class LiveConnection {
     }
     const action = followLiveEdge(ranges, this.video.currentTime, this.video.paused);
     if (action.seek !== null) this.video.currentTime = action.seek;
-    if (action.play) this.video.play().catch(() => undefined); // autoplay refused: the poster stays
+    // autoplay refused with sound: muted; refused even muted (a browser that plays nothing unasked): the poster stays
+    if (action.play) void playAllowingSound(this.video, this.sound.onRefused);
     if (ranges.length && !this.playing) {
       this.playing = true;
       this.attempt = 0;

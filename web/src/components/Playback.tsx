@@ -5,15 +5,20 @@ import { api, cameraPath } from "../api";
 import {
   laterNotice, nextWindowFrom, placeIn, shouldPrefetch, shouldSwap, windowFor, type PlacedSegment, type VodWindow, type WindowsAnswer,
 } from "../playback";
+import { elementSound, recordedHasSound, type ElementSound } from "../sound";
 import { momentLabel, type Clock } from "../timeline";
 import { debugState } from "./debug";
+import { applySound, playAllowingSound } from "./SoundControls";
 
 /** What the recorded player tells the view: the wall time playing (hls.js `playingDate`), a notice ("no footage
- * at ..."), that it ran out of footage. */
+ * at ..."), that it ran out of footage, whether the footage playing has sound, and that the browser refused to
+ * play it with sound (it then plays muted). */
 export interface PlaybackEvents {
   onTime: (wall: number) => void;
   onNotice: (notice: string | null) => void;
   onEnd: () => void;
+  onHasSound: (has: boolean) => void;
+  onRefused: () => void;
 }
 
 /** A request to play: the moment, and a serial so that asking for the same moment twice plays it twice. */
@@ -23,9 +28,11 @@ export interface PlayRequest {
 }
 
 /** Recorded footage with hls.js, one hour window (`vod/windows`) at a time: two <video> elements, the second
- * loading the next window's playlist while the first plays, swapped at the first's end without a stall. */
-export function Playback({ camera, request, rate, paused, clock, events }: {
-  camera: string; request: PlayRequest; rate: number; paused: boolean; clock: Clock; events: PlaybackEvents;
+ * loading the next window's playlist while the first plays, swapped at the first's end without a stall. The shown
+ * element plays at `sound`; the hidden one is always muted. */
+export function Playback({ camera, request, rate, paused, sound, clock, events }: {
+  camera: string; request: PlayRequest; rate: number; paused: boolean; sound: ElementSound; clock: Clock;
+  events: PlaybackEvents;
 }) {
   const videos = [useRef<HTMLVideoElement>(null), useRef<HTMLVideoElement>(null)];
   const player = useRef<RecordedPlayer | null>(null);
@@ -37,13 +44,17 @@ export function Playback({ camera, request, rate, paused, clock, events }: {
       onTime: (wall) => latest.current.onTime(wall),
       onNotice: (notice) => latest.current.onNotice(notice),
       onEnd: () => latest.current.onEnd(),
+      onHasSound: (has) => latest.current.onHasSound(has),
+      onRefused: () => latest.current.onRefused(),
     }));
+    made.setSound(sound);
     return () => made.destroy();
   }, [camera]);
 
   useEffect(() => void player.current?.play(request.t), [request.serial]);
   useEffect(() => player.current?.setRate(rate), [rate]);
   useEffect(() => player.current?.setPaused(paused), [paused]);
+  useEffect(() => player.current?.setSound(sound), [sound.muted, sound.volume]);
 
   return (
     <div class="cv-stage">
@@ -68,6 +79,7 @@ interface Slot {
   ready: boolean; // its playlist is loaded and loading from its start position
   startPosition: number; // where on its playlist's timeline it was placed
   started: boolean; // the video is there (before hls.js seeks, it shows the first segment's first frame)
+  hasSound: boolean | null; // its footage has a sound track (null: not known before its first chunk is parsed)
 }
 
 const ASK_EVERY_MS = 2000; // for the next window, while it has no footage yet
@@ -77,6 +89,7 @@ class RecordedPlayer {
   private active = 0;
   private rate = 1;
   private paused = false;
+  private sound: ElementSound = { muted: true, volume: 1 };
   private serial = 0; // each play() outdates the ones before it
   private prefetching: Promise<void> | null = null;
   private askedAt = 0;
@@ -90,9 +103,11 @@ class RecordedPlayer {
     private readonly events: PlaybackEvents,
   ) {
     const slot = (video: HTMLVideoElement): Slot =>
-      ({ video, hls: null, window: null, segments: [], complete: false, ready: false, startPosition: 0, started: false });
+      ({ video, hls: null, window: null, segments: [], complete: false, ready: false, startPosition: 0, started: false,
+        hasSound: null });
     this.slots = [slot(videos[0]), slot(videos[1])];
-    Object.assign(this.debug, { asked: null, playingDate: null, firstPlayingDate: null, windows: [], swaps: 0, errors: [] });
+    Object.assign(this.debug,
+      { asked: null, playingDate: null, firstPlayingDate: null, windows: [], swaps: 0, errors: [], hasSound: null });
     for (const [n, video] of videos.entries()) {
       video.addEventListener("ended", () => n === this.active && void this.ended());
       for (const ready of ["seeked", "canplay"]) video.addEventListener(ready, () => this.tick()); // start at once
@@ -116,7 +131,23 @@ class RecordedPlayer {
     this.paused = paused;
     const video = this.slots[this.active].video;
     if (paused) video.pause();
-    else if (this.slots[this.active].ready) void video.play().catch(() => undefined);
+    else if (this.slots[this.active].ready) this.start(video);
+  }
+
+  /** The shown element plays at `sound`, the hidden one muted. */
+  setSound(sound: ElementSound): void {
+    this.sound = sound;
+    this.applySound();
+    const slot = this.slots[this.active];
+    if (!sound.muted && slot.started && !this.paused) this.start(slot.video); // refused with sound: muted
+  }
+
+  private applySound(): void {
+    for (const [n, slot] of this.slots.entries()) applySound(slot.video, elementSound(this.sound, n === this.active));
+  }
+
+  private start(video: HTMLVideoElement): void {
+    void playAllowingSound(video, this.events.onRefused);
   }
 
   /** Play from wall time `t`: a seek when the loaded playlist holds it, else the window that holds it (or the
@@ -130,7 +161,7 @@ class RecordedPlayer {
       Object.assign(current, { startPosition: placed.position, started: false }); // tick() reports once it is there
       current.video.currentTime = placed.position;
       this.events.onNotice(laterNotice(t, placed.wall, this.clock));
-      if (!this.paused) void current.video.play().catch(() => undefined);
+      if (!this.paused) this.start(current.video);
       return;
     }
     this.events.onNotice(null);
@@ -158,7 +189,8 @@ class RecordedPlayer {
     this.unload(slot);
     (this.debug.windows as string[]).push(window.playlist);
     const hls = new Hls({ autoStartLoad: false, maxBufferLength: 20, backBufferLength: 30, enableWorker: true });
-    Object.assign(slot, { hls, window, segments: [], complete: false, ready: false, startPosition: 0, started: false });
+    Object.assign(slot,
+      { hls, window, segments: [], complete: false, ready: false, startPosition: 0, started: false, hasSound: null });
     slot.video.playbackRate = this.rate;
     hls.on(Hls.Events.LEVEL_LOADED, (_event, data: LevelLoadedData) => {
       slot.segments = data.details.fragments.map((f) => ({ position: f.start, duration: f.duration, wall: (f.programDateTime ?? 0) / 1000 }));
@@ -170,6 +202,10 @@ class RecordedPlayer {
       if (startAt !== null) this.events.onNotice(placed ? laterNotice(startAt, placed.wall, this.clock) : null);
       slot.startPosition = position;
       hls.startLoad(position); // tick() plays once the video is there
+    });
+    hls.on(Hls.Events.BUFFER_CODECS, (_event, data) => {
+      slot.hasSound = recordedHasSound(data);
+      if (slot === this.slots[this.active]) this.saySound(slot);
     });
     hls.on(Hls.Events.ERROR, (_event, data) => {
       (this.debug.errors as string[]).push(`${data.type}/${data.details} fatal=${data.fatal}`);
@@ -184,7 +220,8 @@ class RecordedPlayer {
 
   private unload(slot: Slot): void {
     slot.hls?.destroy();
-    Object.assign(slot, { hls: null, window: null, segments: [], complete: false, ready: false, startPosition: 0, started: false });
+    Object.assign(slot,
+      { hls: null, window: null, segments: [], complete: false, ready: false, startPosition: 0, started: false, hasSound: null });
     slot.video.removeAttribute("src");
   }
 
@@ -195,7 +232,7 @@ class RecordedPlayer {
     if (slot.ready && !slot.started && !video.seeking && video.readyState >= HTMLMediaElement.HAVE_FUTURE_DATA
       && video.currentTime >= slot.startPosition - 0.25) {
       slot.started = true;
-      if (!this.paused) void video.play().catch(() => undefined);
+      if (!this.paused) this.start(video);
     }
     const date = slot.hls?.playingDate;
     if (!date || !slot.started) return;
@@ -244,15 +281,22 @@ class RecordedPlayer {
     else this.events.onEnd();
   }
 
+  private saySound(slot: Slot): void {
+    this.debug.hasSound = slot.hasSound;
+    this.events.onHasSound(Boolean(slot.hasSound));
+  }
+
   /** The other element, already loading the next window, plays on. */
   private swap(): void {
     const next = this.slots[1 - this.active];
     const old = this.slots[this.active];
     this.active = 1 - this.active;
+    this.applySound(); // the sound goes with the picture: the old element is muted before the new one sounds
     next.video.classList.add("active");
     old.video.classList.remove("active");
     next.video.playbackRate = this.rate;
-    if (!this.paused) void next.video.play().catch(() => undefined);
+    if (next.hasSound !== null) this.saySound(next);
+    if (!this.paused) this.start(next.video);
     this.debug.swaps = Number(this.debug.swaps) + 1;
     this.unload(old);
   }

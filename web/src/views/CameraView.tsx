@@ -5,6 +5,7 @@ import { ClipExport } from "../components/ClipExport";
 import { DetectionFeed } from "../components/DetectionFeed";
 import { LivePlayer } from "../components/LivePlayer";
 import { Playback, type PlayRequest } from "../components/Playback";
+import { SoundControls, useSound } from "../components/SoundControls";
 import { Timeline, marksOf, useTimelineData, type IncidentMark, type MarkAnswer } from "../components/Timeline";
 import { RATES, clipAround, nextIncident, previousIncident, type Rate } from "../playback";
 import { isoUtc, parseIsoOrUnix } from "../time";
@@ -22,7 +23,8 @@ type Mode = { kind: "live" } | { kind: "recorded"; request: PlayRequest };
 const now = () => Date.now() / 1000;
 
 /** One camera: live video or recorded footage from any moment, the timeline below it, clips, and its detections
- * as they happen. `?t=<ISO or Unix seconds>` opens it playing that moment; the address follows playback. */
+ * as they happen. `?t=<ISO or Unix seconds>` opens it playing that moment; the address follows playback. A camera
+ * with sound gets a mute button and a volume slider; the choice is remembered and holds for live and playback. */
 export function CameraView() {
   const { params } = useRoute();
   const location = useLocation();
@@ -43,6 +45,7 @@ export function CameraView() {
   const [notice, setNotice] = useState<string | null>(null);
   const [selection, setSelection] = useState<Interval | null>(null);
   const urlWritten = useRef(0);
+  const sound = useSound(camera);
 
   const data = useTimelineData(camera, view, width, clockNow);
 
@@ -120,15 +123,18 @@ export function CameraView() {
       <div class="cv-main">
         <div class="cv-player">
           {live ? (
-            <LivePlayer camera={camera} />
+            <LivePlayer camera={camera} sound={sound.shownSound} events={sound} />
           ) : (
-            <Playback camera={camera} request={mode.request} rate={rate} paused={paused} clock={clock} events={{
+            <Playback camera={camera} request={mode.request} rate={rate} paused={paused} sound={sound.shownSound}
+              clock={clock} events={{
               onTime: (wall) => {
                 setPlayhead(wall);
                 writeUrl(wall);
               },
               onNotice: setNotice,
               onEnd: goLive,
+              onHasSound: sound.onHasSound,
+              onRefused: sound.onRefused,
             }} />
           )}
           <div class="cv-controls">
@@ -142,6 +148,7 @@ export function CameraView() {
                 <button type="button" class={r === rate && !live ? "on" : ""} disabled={live} onClick={() => setRate(r)}>{r}x</button>
               ))}
             </span>
+            {sound.hasSound && <SoundControls state={sound} />}
             <button type="button" class={`cv-live${live ? " on" : ""}`} onClick={goLive}>● Live</button>
           </div>
           <Timeline view={view} now={clockNow} playhead={playhead} selection={selection} data={data} clock={clock}
