@@ -53,10 +53,16 @@ class AudioPath:
         extradata = info.extradata if self._transcoder is None else self._transcoder.extradata
         self.track = AudioTrack(codec="aac", sample_rate=self.rate, channels=info.channels,
                                 time_base=(1, self.rate), extradata=extradata)
-        self._scale = info.time_base * self.rate  # source ticks -> samples
+        scale = info.time_base * self.rate  # source ticks -> samples: 1 for RTP (its clock is the sample rate)
+        self._scale: int | Fraction = scale.numerator if scale.denominator == 1 else scale  # ints: ~50 units/s
         self._anchor: tuple[float, int] | None = None  # (wall, samples) where the audio is placed
         self.dropped_before_video = 0
         self.transcoded = 0
+
+    @property
+    def anchored(self) -> bool:
+        """Whether the audio's place on the wall clock is fixed (later pushes need no video anchor)."""
+        return self._anchor is not None
 
     def push(self, unit: AudioUnit, video_anchor: tuple[float, float] | None) -> list[TimedAudio]:
         """`video_anchor`: (wall time, media seconds) of the video's first timed packet, None until there is one."""

@@ -172,7 +172,8 @@ class CameraIngest:
         if isinstance(item, AudioUnit):
             if audio is None or merger is None:
                 return []
-            anchor = None if clock.anchor is None else (clock.anchor[0], float(clock.anchor[1] * clock.time_base))
+            anchor = None if clock.anchor is None or audio.anchored else (clock.anchor[0],
+                                                                           float(clock.anchor[1] * clock.time_base))
             return merger.audio(audio.push(item, anchor))
         timed = clock.push(item)
         return merger.video(timed) if merger is not None else [Merged(video=t) for t in timed]

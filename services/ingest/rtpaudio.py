@@ -54,6 +54,13 @@ class AacConfig:
     frame_samples: int = AAC_FRAME_SAMPLES
     config: bytes = b""  # AudioSpecificConfig
 
+    @property
+    def hbr_plain(self) -> bool:
+        """AAC-hbr's header layout with no optional field: 13-bit size, 3-bit index (delta)."""
+        return (self.size_length, self.index_length, self.index_delta_length) == (13, 3, 3) and not (
+            self.cts_delta_length or self.dts_delta_length or self.random_access or self.stream_state_length
+            or self.auxiliary_length)
+
 
 def aac_config(fmtp: dict[str, str]) -> AacConfig:
     """An RFC 3640 fmtp line's parameters (keys lower case) -> AacConfig; UnsupportedAudio for what is not AAC in
@@ -116,13 +123,13 @@ class _Bits:
     def read(self, count: int) -> int:
         if count == 0:
             return 0
-        if self.pos + count > self.end:
+        end = self.pos + count
+        if end > self.end:
             raise ValueError("AU header runs past its section")
-        value = 0
-        for _ in range(count):  # few bits per header; a loop is plain and fast enough at audio packet rates
-            value = (value << 1) | ((self.data[self.pos >> 3] >> (7 - (self.pos & 7))) & 1)
-            self.pos += 1
-        return value
+        first, last = self.pos >> 3, (end + 7) >> 3  # the bytes holding the field, read as one number
+        word = int.from_bytes(self.data[first:last], "big")
+        self.pos = end
+        return (word >> (8 * last - end)) & ((1 << count) - 1)
 
 
 class _Clock:
@@ -161,6 +168,7 @@ class AacDepacketizer:
         self._fragment_size = 0
         self._fragment_ts = 0
         self._orphan_ts: int | None = None  # timestamp of a fragmented AU whose start is gone
+        self._hbr_plain = config.hbr_plain
 
     def push(self, payload: memoryview, ts32: int, marker: int, seq: int) -> None:
         timestamp, lost = self._clock.advance(ts32, seq)
@@ -213,6 +221,8 @@ class AacDepacketizer:
         end_bit = 16 + bits_total
         if end_bit > 8 * len(payload) or bits_total == 0:
             raise ValueError("AU headers past the payload")
+        if self._hbr_plain:
+            return self._hbr_headers(payload, bits_total)
         bits = _Bits(payload, 16, end_bit)
         headers: list[tuple[int, int]] = []
         position = 0
@@ -237,6 +247,21 @@ class AacDepacketizer:
             aux = _Bits(payload, data_at * 8, 8 * len(payload))
             data_at += (c.auxiliary_length + aux.read(c.auxiliary_length) + 7) // 8
         return headers, data_at
+
+
+    @staticmethod
+    def _hbr_headers(payload: memoryview, bits_total: int) -> tuple[list[tuple[int, int]], int]:
+        """AAC-hbr's usual headers: 16 bits each (13 of size, 3 of index or index delta), nothing else; a camera
+        sends ~50 a second, so they are read two bytes at a time."""
+        headers: list[tuple[int, int]] = []
+        position = -1
+        for at in range(2, 2 + 2 * (bits_total // 16), 2):
+            header = (payload[at] << 8) | payload[at + 1]
+            position += (header & 0x07) + 1 if headers else 1
+            headers.append((header >> 3, position))
+        if not headers:
+            raise ValueError("no AU header")
+        return headers, 2 + (bits_total + 7) // 8
 
 
 class G711Depacketizer:
