@@ -16,9 +16,11 @@ always gives the same bytes. Opening the template decodes the keyframe (~10 ms a
 (`python -m bench remux`).
 
 AAC audio is muxed the same way (its template is opened from one ADTS-framed packet); other audio
-codecs are left out of the MP4 and counted. A fragmented MP4's moov is written before any sample, so it has no
+codecs are left out of the MP4 and counted. Audio is placed on the video's presentation timeline: a B-frame chunk
+shows its first frame after the reorder delay (its first pts), and the audio of that instant goes there too, or it
+would play that much ahead of the picture. A fragmented MP4's moov is written before any sample, so it has no
 edit list to say that audio starts after the first frame: the mp4 muxer moves the first audio frame to 0 and
-lengthens it by as much (at most one audio frame early; every later one at its time).
+lengthens it by as much (that frame early; every later one at its time).
 """
 
 import io
@@ -145,7 +147,8 @@ class Remuxer:
                 astream.time_base = Fraction(*info.audio.time_base)
                 astream.codec_context.extradata = info.audio.extradata
             muxed = _video_packets(video, plan, vtb, vstream)
-            audio_muxed = _audio_packets(audio, plan, astream) if astream is not None else []
+            shown_at = float(muxed[0].pts * vtb) if muxed and muxed[0].pts else 0.0  # the keyframe's, in the chunk
+            audio_muxed = _audio_packets(audio, plan, astream, shown_at) if astream is not None else []
             # The muxer interleaves by time; hand it packets in time order so it need not buffer much.
             for packet in sorted(muxed + audio_muxed, key=_mux_order):
                 container.mux(packet)
@@ -192,18 +195,22 @@ def _all_timed(times: list[int | None]) -> TypeGuard[list[int]]:
     return None not in times
 
 
-def _audio_packets(audio: list[Packet], plan: ChunkPlan, stream: av.stream.Stream) -> list[av.Packet]:
+def _audio_packets(audio: list[Packet], plan: ChunkPlan, stream: av.stream.Stream,
+                   shown_at: float) -> list[av.Packet]:
+    """`shown_at`: the chunk's time (seconds) at which its first frame, at wall time `plan.start`, is shown."""
     tb = stream.time_base
     if tb is None:
         raise RemuxError("the audio stream has no time base")
+    origin = plan.start - shown_at  # the wall time at the chunk's time 0
+    first = _ticks(shown_at, tb)
     out, last_dts = [], -1
     for i, p in enumerate(audio):
-        dts = _ticks(p.wall_time - plan.start, tb)
-        if dts < 0 or dts <= last_dts:
+        dts = _ticks(p.wall_time - origin, tb)
+        if dts < first or dts <= last_dts:
             continue  # before the chunk's first frame, or not after the previous audio packet
         duration = p.duration
         if not duration and i + 1 < len(audio):
-            duration = max(_ticks(audio[i + 1].wall_time - plan.start, tb) - dts, 0)
+            duration = max(_ticks(audio[i + 1].wall_time - origin, tb) - dts, 0)
         out.append(_av_packet(p.data, dts, dts, duration, tb, True, stream))
         last_dts = dts
     return out
