@@ -3,10 +3,10 @@
 import argparse
 import sys
 
-from . import detection, indexing, live, playback, recording, remux, tracking, webui
+from . import detection, indexing, live, playback, recording, remux, sizing, tracking, webui
 
 BENCHMARKS = {"recording": recording, "detection": detection, "indexing": indexing, "remux": remux,
-              "playback": playback, "live": live, "webui": webui, "tracking": tracking}
+              "playback": playback, "live": live, "webui": webui, "tracking": tracking, "sizing": sizing}
 
 
 def main() -> None:
