@@ -3,8 +3,12 @@
 Decode times, and presentation times the camera did not give (RTSP's first packets through FFmpeg), come from
 `reorder.DecodeTimes`, the same way whichever client read the camera: derived from the presentation times and
 the stream's reorder depth (B-frames), never forced. Wall-clock time is anchored once, at the receipt of the
-packet that released the session's first packets, and advanced by pts from there, so consecutive chunks are
-exactly back to back whatever the network jitter.
+session's first packet the camera timed, and advanced by pts from there, so consecutive chunks are exactly back to
+back whatever the network jitter. The first, not the one that released the opening window held back for B-frames:
+audio is anchored at its first unit's receipt (`audio.AudioPath`), and a later frame of the window may be sent
+frames away from its presentation time (a camera sends a B-frame after the frame it refers to; a server replaying
+a file sends each frame at its decode time, a P-frame ahead of its own), which would put the picture that far off
+the sound.
 """
 
 from collections.abc import Callable
@@ -44,14 +48,17 @@ class SessionClock:
         self.default_duration = max(default_duration, 1)
         self.decode_times = decode_times
         self.anchor: tuple[float, int] | None = None  # (wall seconds, pts) the session's wall time follows
+        self._first_timed: tuple[float, int] | None = None  # (receipt, pts) of the first packet with a pts
 
     def push(self, raw: RawPacket) -> list[TimedPacket]:
         """Timed packets ready to publish, in order (possibly none while the opening window is held back)."""
+        if self._first_timed is None and raw.pts is not None:
+            self._first_timed = (raw.received, raw.pts)
         ready = self.decode_times(raw)
         if ready and self.anchor is None:
-            last = ready[-1]  # the packet that released the window: the latest receipt
+            last = ready[-1]  # were none timed by the camera: the packet that released the window
             assert last.pts is not None
-            self.anchor = (last.received, last.pts)
+            self.anchor = self._first_timed or (last.received, last.pts)
         return [self._stamp(p) for p in ready]
 
     def _stamp(self, raw: RawPacket) -> TimedPacket:
