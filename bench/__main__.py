@@ -3,10 +3,11 @@
 import argparse
 import sys
 
-from . import detection, indexing, live, playback, recording, remux, sizing, tracking, webui
+from . import avsync, detection, indexing, live, playback, recording, remux, sizing, tracking, webui
 
 BENCHMARKS = {"recording": recording, "detection": detection, "indexing": indexing, "remux": remux,
-              "playback": playback, "live": live, "webui": webui, "tracking": tracking, "sizing": sizing}
+              "playback": playback, "live": live, "webui": webui, "tracking": tracking, "sizing": sizing,
+              "avsync": avsync}
 
 
 def main() -> None:

@@ -32,7 +32,8 @@ class RtspTestCamera:
     """
 
     def __init__(self, mounts: dict[str, Path], log_file: Path, port: int | None = None,
-                 auth: tuple[str, str] | None = None, audio: str | None = None) -> None:
+                 auth: tuple[str, str] | None = None, audio: str | None = None,
+                 sync_marks: tuple[float, float] | None = None) -> None:
         if not mounts:
             raise StackError("RTSP test camera: no clips to serve")
         self.mounts = {name: Path(path) for name, path in mounts.items()}
@@ -40,6 +41,9 @@ class RtspTestCamera:
         self._port = port
         self.auth = auth  # (user, password) the camera demands, like a real one
         self.audio = audio  # "aac", "pcmu" or "pcma": every mount also sends an audio track (a tone)
+        # (every, first) seconds: the audio is a beep at those instants instead, for clips that flash at them
+        # (`make_test_clip(sync_marks=...)`)
+        self.sync_marks = sync_marks
         self.process: ManagedProcess | None = None
         self._ready_dir: str | None = None
 
@@ -68,6 +72,8 @@ class RtspTestCamera:
             argv += ["--mount", f"{name}={path.resolve()}"]
         if self.audio:
             argv += ["--audio", self.audio]
+        if self.sync_marks:
+            argv += ["--sync-marks", ",".join(repr(float(x)) for x in self.sync_marks)]
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
         env = {"TESTCAM_AUTH": ":".join(self.auth)} if self.auth else None
@@ -152,14 +158,17 @@ def _fps_arg(fps: float) -> str:
 
 
 def make_test_clip(source: Path, out: Path, *, width: int, height: int, fps: float, gop_seconds: float,
-                   seconds: float, bitrate_kbps: int | None = None, bframes: int = 0) -> Path:
+                   seconds: float, bitrate_kbps: int | None = None, bframes: int = 0,
+                   sync_marks: tuple[float, float] | None = None) -> Path:
     """Transcode `source` into an MP4 a test camera can serve, and return `out`.
 
     H.264 (High profile, yuv420p), `bframes` B-frames (0: none; 3 with x264's other defaults, pyramid and
     adaptive placement, is what x264 makes by default), a closed GOP of exactly fps*gop_seconds frames (an IDR
     every GOP and nowhere else), no audio, scaled and centre-cropped to width x height at `fps`, the
-    source looped as often as needed to last `seconds`. Cached: when `out` exists, is newer than
-    `source` and was made with the same settings, nothing is done.
+    source looped as often as needed to last `seconds`. `sync_marks=(every, first)`: the whole picture is white
+    for one frame every `every` seconds from `first` (the flashes an RTSP test camera with the same `sync_marks`
+    beeps at; the clip must last a whole number of `every`, so the marks keep their rhythm as it loops).
+    Cached: when `out` exists, is newer than `source` and was made with the same settings, nothing is done.
     """
     source, out = Path(source), Path(out)
     if not source.is_file():
@@ -170,8 +179,16 @@ def make_test_clip(source: Path, out: Path, *, width: int, height: int, fps: flo
         raise ValueError(f"clip size {width}x{height} must be positive and even")
     if gop < 1 or frames < 1:
         raise ValueError(f"fps={fps}, gop_seconds={gop_seconds}, seconds={seconds} give an empty GOP or clip")
+    flash = marks = ""
+    if sync_marks is not None:
+        period, first = round(fps * sync_marks[0]), round(fps * sync_marks[1])
+        if period < 2 or frames % period or not 0 <= first < period:
+            raise ValueError(f"sync marks every {sync_marks[0]} s from {sync_marks[1]} s: they must be whole frames "
+                             "apart, the first within the first period, the clip a whole number of periods")
+        flash = rf",drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='eq(mod(n\,{period})\,{first})'"
+        marks = f" marks={period}/{first}"
     settings = f"spectare-testclip w={width} h={height} fps={_fps_arg(fps)} gop={gop} frames={frames} " \
-               f"kbps={bitrate_kbps or 'crf23'}" + (f" bf={bframes}" if bframes else "")
+               f"kbps={bitrate_kbps or 'crf23'}" + (f" bf={bframes}" if bframes else "") + marks
     if out.is_file() and out.stat().st_mtime >= source.stat().st_mtime and _clip_settings(out) == settings:
         return out
 
@@ -188,7 +205,7 @@ def make_test_clip(source: Path, out: Path, *, width: int, height: int, fps: flo
         "-stream_loop", "-1", "-i", str(source),
         "-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1",
         "-vf", f"fps={_fps_arg(fps)},scale={width}:{height}:force_original_aspect_ratio=increase,"
-               f"crop={width}:{height},setsar=1",
+               f"crop={width}:{height},setsar=1{flash}",
         "-frames:v", str(frames),
         "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p",
         "-bf", str(bframes), "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-flags", "+cgop",

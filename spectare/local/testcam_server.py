@@ -14,7 +14,9 @@ RTP goes over TCP (interleaved) or UDP, whichever the client asks for; every soc
 
 `--audio aac|pcmu|pcma` adds an audio track to every mount: a 440 Hz tone from `audiotestsrc`, timestamped from 0
 like the video (both run on the pipeline's clock, so they stay in sync), AAC-LC 48 kHz mono in RFC 3640
-`mpeg4-generic` (AAC-hbr), or G.711 8 kHz mono.
+`mpeg4-generic` (AAC-hbr), or G.711 8 kHz mono. With `--sync-marks EVERY,FIRST` the sound is silence with a beep
+(1 kHz, 0.1 s) every EVERY seconds from FIRST on the same clock, to match a clip that flashes at those instants
+(`make_test_clip(sync_marks=...)`): an A/V offset in the recording is then the time from a flash to its beep.
 
 Exit codes: 0 stopped by SIGTERM/SIGINT, 2 bad arguments or input file, 3 cannot listen on the port,
 4 PyGObject/GStreamer (or one of its plugins) missing.
@@ -240,24 +242,40 @@ AUTH_ROLE = "viewer"
 
 
 AUDIO_BRANCHES = {
-    "aac": "audiotestsrc is-live=false wave=sine freq=440 volume=0.3 samplesperbuffer=1024 "
+    "aac": "audiotestsrc is-live=false {sound} samplesperbuffer=1024 "
            "! audio/x-raw,rate=48000,channels=1 ! voaacenc bitrate=64000 ! aacparse ! rtpmp4gpay name=pay1 pt=97",
-    "pcmu": "audiotestsrc is-live=false wave=sine freq=440 volume=0.3 samplesperbuffer=160 "
+    # AAC as most IP cameras send it by default (16 kHz mono): a third of the 48 kHz track's access units.
+    "aac16k": "audiotestsrc is-live=false {sound} samplesperbuffer=1024 "
+              "! audio/x-raw,rate=16000,channels=1 ! voaacenc bitrate=32000 ! aacparse ! rtpmp4gpay name=pay1 pt=97",
+    "pcmu": "audiotestsrc is-live=false {sound} samplesperbuffer=160 "
             "! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1 pt=0",
-    "pcma": "audiotestsrc is-live=false wave=sine freq=440 volume=0.3 samplesperbuffer=160 "
+    "pcma": "audiotestsrc is-live=false {sound} samplesperbuffer=160 "
             "! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1 pt=8",
 }
+TONE = "wave=sine freq=440 volume=0.3"
+BEEP_HZ, BEEP_S = 1000, 0.1
 
 
-def make_factory(clip: Clip, pool, protected: bool, audio: str | None = None) -> "GstRtspServer.RTSPMediaFactory":
+def audio_branch(kind: str, sync_marks: tuple[float, float] | None) -> str:
+    """The audio part of a mount's pipeline: the tone, or a beep every `sync_marks[0]` s from `sync_marks[1]`."""
+    sound = TONE
+    if sync_marks is not None:
+        every, first = sync_marks  # audiotestsrc ticks from its first sample: the offset moves that to `first`
+        sound = (f"wave=ticks freq={BEEP_HZ} volume=0.8 sine-periods-per-tick={round(BEEP_HZ * BEEP_S)} "
+                 f"tick-interval={round(every * _NS)} timestamp-offset={round(first * _NS)}")
+    return AUDIO_BRANCHES[kind].format(sound=sound)
+
+
+def make_factory(clip: Clip, pool, protected: bool, audio: str | None = None,
+                 sync_marks: tuple[float, float] | None = None) -> "GstRtspServer.RTSPMediaFactory":
     factory = GstRtspServer.RTSPMediaFactory()
     if protected:  # only the authenticated role may open or construct the media
         factory.add_role_from_structure(Gst.Structure.new_from_string(
             f"{AUTH_ROLE}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"))
-    audio_branch = f" {AUDIO_BRANCHES[audio]}" if audio else ""
+    audio_part = f" {audio_branch(audio, sync_marks)}" if audio else ""
     factory.set_launch(
         "( appsrc name=src is-live=false format=time do-timestamp=false "
-        f"! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1{audio_branch} )"
+        f"! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1{audio_part} )"
     )
     factory.set_shared(False)  # every client gets its own pipeline, from the start of the file
     factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
@@ -288,6 +306,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--mount", action="append", default=[], metavar="NAME=PATH",
                    help="serve PATH (MP4/MKV with H.264 video) at rtsp://127.0.0.1:PORT/NAME; repeatable")
     p.add_argument("--audio", choices=sorted(AUDIO_BRANCHES), help="add an audio track (a tone) to every mount")
+    p.add_argument("--sync-marks", metavar="EVERY,FIRST",
+                   help="with --audio: silence and a beep every EVERY s from FIRST s, not the tone")
     p.add_argument("--ready-file", help="write {\"port\": N, \"mounts\": [...]} here once listening")
     p.add_argument("--auth", metavar="USER:PASSWORD",
                    help="require these credentials (RTSP Basic auth), like a real camera; read from "
@@ -308,6 +328,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             fail(EXIT_BAD_INPUT, f"--mount {name} given twice")
         mounts[name] = path
     args.mounts = mounts
+    if args.sync_marks is not None:
+        try:
+            every, first = (float(x) for x in args.sync_marks.split(","))
+        except ValueError:
+            fail(EXIT_BAD_INPUT, f"--sync-marks {args.sync_marks!r}: expected EVERY,FIRST (seconds)")
+        if not args.audio or every <= BEEP_S or first < 0:
+            fail(EXIT_BAD_INPUT, f"--sync-marks {args.sync_marks!r}: needs --audio, EVERY > {BEEP_S} and FIRST >= 0")
+        args.sync_marks = (every, first)
     args.auth = args.auth or os.environ.get("TESTCAM_AUTH")
     if args.auth and ":" not in args.auth:
         fail(EXIT_BAD_INPUT, "--auth expects USER:PASSWORD")
@@ -341,7 +369,8 @@ def main(argv: list[str]) -> int:
         server.set_auth(auth)
     mount_points = server.get_mount_points()
     for clip in clips:
-        mount_points.add_factory(f"/{clip.name}", make_factory(clip, pool, bool(args.auth), args.audio))
+        mount_points.add_factory(f"/{clip.name}", make_factory(clip, pool, bool(args.auth), args.audio,
+                                                               args.sync_marks))
 
     clients = {"next": 0}
 
