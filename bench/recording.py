@@ -6,7 +6,8 @@ Reports CPU seconds per camera-minute for our services, for nats-server and the 
 separately, and for ffmpeg; the ratio ours / ffmpeg; and chunk availability latency: from the
 receipt of a chunk's last frame to its Segment event (published after the object is in S3).
 
-With `--audio none,aac,pcmu` each camera count runs once per audio kind (the test camera's tone):
+With `--audio none,aac,pcmu` each camera count runs once per audio kind (the test camera's tone), the kinds side
+by side (one stack each, phases measured over the same seconds, so the shared machine's load weighs on all alike):
 AAC is copied, G.711 transcoded to AAC by ingest; ffmpeg copies both tracks (`-c copy`; G.711
 cannot go into MP4, so there it is `-c:a aac` too). `audio_adds_pct` is ours against the same
 count without audio. Those results go to recording-audio.json / .md, not over the video-only ones.
@@ -30,15 +31,18 @@ from spectare.local.stack import DEMO_SOURCE
 from spectare.local.testcam import RtspTestCamera, make_test_clip
 from spectare.schemas import CameraConfig, Gap, Segment, decode_one_of
 
+from . import failover
 from .cpu import CpuMeter
 from .servers import open_bench_bus
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 CLIP = ROOT / "assets" / "bench" / "cam-1080p15.mp4"
+FAILOVER_CLIP = ROOT / "assets" / "bench" / "cam-360p15.mp4"
 FPS = 15
-AUDIO_KINDS = ("aac", "pcmu", "pcma")  # what the RTSP test camera sends (`RtspTestCamera(audio=...)`)
+AUDIO_KINDS = ("aac", "aac16k", "pcmu", "pcma")  # what the RTSP test camera sends (`RtspTestCamera(audio=...)`)
 SEGMENT_SECONDS = 10
+WINDOWS = 4  # measuring windows per phase
 
 
 def add_arguments(parser) -> None:
@@ -46,7 +50,10 @@ def add_arguments(parser) -> None:
     group.add_argument("--cameras", default="1,8,32", help="comma-separated camera counts (default 1,8,32)")
     group.add_argument("--seconds", type=float, default=60.0, help="measured seconds per phase (default 60)")
     group.add_argument("--audio", default="none",
-                       help="comma-separated audio kinds per camera count: none, aac, pcmu, pcma (default none)")
+                       help="comma-separated audio kinds per camera count: none, aac (48 kHz), aac16k, pcmu, pcma "
+                            "(default none)")
+    group.add_argument("--failover-rounds", type=int, default=3,
+                       help="ingest kill -9 / node-lost rounds measured after the CPU runs (default 3; 0: none)")
 
 
 def run(args) -> None:
@@ -60,16 +67,20 @@ def run(args) -> None:
                           bitrate_kbps=4000)
     rows = []
     for count in counts:
-        for kind in kinds:
-            print(f"recording benchmark: {count} camera(s), audio {kind}, {args.seconds:.0f} s per phase ...",
-                  flush=True)
-            rows.append(asyncio.run(_one(count, args.seconds, clip, None if kind == "none" else kind)))
-            _with_audio_cost(rows)
-            _print_table(rows)
+        print(f"recording benchmark: {count} camera(s), audio {', '.join(kinds)} side by side, "
+              f"{args.seconds:.0f} s per phase ...", flush=True)
+        rows += asyncio.run(_side_by_side(count, args.seconds, clip, kinds))
+        _with_audio_cost(rows)
+        _print_table(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {"benchmark": "recording", "clip": "1920x1080 15 fps H.264 ~4 Mbit/s, 1 s GOP",
               "segment_seconds": SEGMENT_SECONDS, "measured_seconds": args.seconds,
               "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}
+    if args.failover_rounds > 0:
+        print(f"recording benchmark: ingest failover, {args.failover_rounds} round(s) each ...", flush=True)
+        small = make_test_clip(DEMO_SOURCE, FAILOVER_CLIP, width=640, height=360, fps=FPS, gop_seconds=1, seconds=30)
+        result["failover"] = failover.measure(args.failover_rounds, small)
+        print(_failover_lines(result["failover"]))
     name = "recording" if kinds == ["none"] else "recording-audio"
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
     (RESULTS / f"{name}.md").write_text(markdown(result))
@@ -77,12 +88,13 @@ def run(args) -> None:
 
 
 def _with_audio_cost(rows: list[dict]) -> None:
-    """Each audio row's CPU (ours) against the row of the same camera count without audio, in per cent."""
-    plain = {r["cameras"]: r["ours_cpu_s_per_cam_min"] for r in rows if r["audio"] == "none"}
+    """Each audio row's CPU (ours) against the row of the same camera count without audio, in per cent: the median
+    over the measuring windows they shared."""
+    plain = {r["cameras"]: r["ours_cpu_s_per_cam_min_windows"] for r in rows if r["audio"] == "none"}
     for r in rows:
         base = plain.get(r["cameras"])
-        r["audio_adds_pct"] = (round(100 * (r["ours_cpu_s_per_cam_min"] - base) / base, 1)
-                               if r["audio"] != "none" and base else None)
+        r["audio_adds_pct"] = (round(statistics.median(100 * (w - b) / b for w, b in zip(
+            r["ours_cpu_s_per_cam_min_windows"], base, strict=True)), 1) if r["audio"] != "none" and base else None)
 
 
 def markdown(result: dict) -> str:
@@ -93,7 +105,9 @@ def markdown(result: dict) -> str:
         f"{result['clip']}; {result['segment_seconds']} s chunks; {result['measured_seconds']:.0f} s measured per "
         "phase. CPU seconds per camera-minute; 'ours' = ingest + segmenter; ratio = ours / ffmpeg "
         "(`-rtsp_transport tcp -c copy -f segment -segment_time 10`, same streams, same run). Latency: last frame "
-        "of a chunk received -> its Segment event (object already in S3).",
+        "of a chunk received -> its Segment event (object already in S3). With several audio kinds, each runs in "
+        "its own stack side by side with the others; 'audio adds' is the median over the phase's "
+        f"{WINDOWS} shared windows of ours against the same count without audio.",
         "",
         "| cameras | audio | ours | audio adds | ingest | segmenter | nats-server | S3 (SeaweedFS) | ffmpeg | ratio | "
         "chunks | latency p50 | latency p95 |",
@@ -108,10 +122,28 @@ def markdown(result: dict) -> str:
             f"{r['ffmpeg_cpu_s_per_cam_min']} | {r['ratio_ours_to_ffmpeg']} | {r['chunks']}/{r['chunks_expected']} | "
             f"{r['latency_p50_s']} s | {r['latency_p95_s']} s |"
         )
+    if "failover" in result:
+        lines += ["", _failover_lines(result["failover"])]
     return "\n".join(lines) + "\n"
 
 
-async def _one(count: int, seconds: float, clip: Path, audio: str | None) -> dict:
+def _failover_lines(f: dict) -> str:
+    kill, lost = f["kill9_gap_s"], f["node_lost_gap_s"]
+    return (f"Ingest failover ({f['rounds']} rounds each; the gap the segmenter announced, seconds): kill -9 under "
+            f"the supervisor median {kill['median']} max {kill['max']} (goal <= 2; each {kill['each']}); node lost "
+            f"for good median {lost['median']} max {lost['max']} (goal <= lease TTL {f['lease_ttl_s']:g} + 2; each "
+            f"{lost['each']}).")
+
+
+async def _side_by_side(count: int, seconds: float, clip: Path, kinds: list[str]) -> list[dict]:
+    """One stack per audio kind, all at once, each phase measured over the same seconds: the machine's other load
+    then weighs on every kind alike, so the CPU audio adds is measured, not the load that came and went."""
+    barrier = asyncio.Barrier(len(kinds))
+    return list(await asyncio.gather(*(_one(count, seconds, clip, None if kind == "none" else kind, barrier)
+                                       for kind in kinds)))
+
+
+async def _one(count: int, seconds: float, clip: Path, audio: str | None, barrier: asyncio.Barrier) -> dict:
     work = Path(tempfile.mkdtemp(prefix="spectare-bench-"))
     names = [f"bench{i:02d}" for i in range(count)]
     nats = NatsServer(work / "nats", work / "nats.log")
@@ -119,9 +151,8 @@ async def _one(count: int, seconds: float, clip: Path, audio: str | None) -> dic
     camera = RtspTestCamera({n: clip for n in names}, work / "testcam.log", audio=audio)
     processes: list[ManagedProcess] = []
     try:
-        nats.start()
-        s3.start()
-        camera.start()
+        for server in (nats, s3, camera):  # in a thread: the other kinds' stacks start beside this one
+            await asyncio.to_thread(server.start)
         settings, nc, js = await open_bench_bus(nats, s3, work)
         registry = await CameraRegistry.open(js, settings)
         for name in names:
@@ -152,17 +183,27 @@ async def _one(count: int, seconds: float, clip: Path, audio: str | None) -> dic
                 break
             await asyncio.sleep(0.5)
         await asyncio.sleep(SEGMENT_SECONDS + 2)  # let the first (partial) chunks pass
+        await barrier.wait()
         sub = await nc.subscribe(settings.names.footage("*"), cb=on_footage)
         ours = CpuMeter({
             "ingest": [processes[0].pid], "segmenter": [processes[1].pid],
             "nats-server": [nats.process.pid], "s3": [s3.process.pid], "camera": [camera.process.pid],
         })
+        # The phase in windows, each begun by all kinds together: their per-window ratios, median taken, are what
+        # `audio_adds_pct` reports (the machine's load changes from one window to the next, alike for every kind).
+        windows = []
         ours.start()
-        await asyncio.sleep(seconds)
+        for _ in range(WINDOWS):
+            if windows:
+                await barrier.wait()
+            window = CpuMeter({"ingest": [processes[0].pid], "segmenter": [processes[1].pid]})
+            window.start()
+            await asyncio.sleep(seconds / WINDOWS)
+            windows.append(sum(window.stop().values()) / (count * seconds / WINDOWS / 60))
         used = ours.stop()
         await sub.unsubscribe()
         for process in processes:
-            process.stop()
+            await asyncio.to_thread(process.stop)
         processes.clear()
 
         # Phase 2: ffmpeg on the same streams.
@@ -179,16 +220,17 @@ async def _one(count: int, seconds: float, clip: Path, audio: str | None) -> dic
             process.start()
             ffmpegs.append(process)
         await asyncio.sleep(5)
+        await barrier.wait()
         theirs = CpuMeter({"ffmpeg": [p.pid for p in ffmpegs], "camera": [camera.process.pid]})
         theirs.start()
         await asyncio.sleep(seconds)
         ffmpeg_used = theirs.stop()
         for process in ffmpegs:
-            process.stop()
+            await asyncio.to_thread(process.stop)
         await nc.close()
     finally:
         for process in processes:
-            process.stop()
+            await asyncio.to_thread(process.stop)
         camera.stop()
         s3.stop()
         nats.stop()
@@ -204,6 +246,7 @@ async def _one(count: int, seconds: float, clip: Path, audio: str | None) -> dic
         "ingest_cpu_s_per_cam_min": round(per["ingest"], 4),
         "segmenter_cpu_s_per_cam_min": round(per["segmenter"], 4),
         "ours_cpu_s_per_cam_min": round(per["ingest"] + per["segmenter"], 4),
+        "ours_cpu_s_per_cam_min_windows": [round(w, 4) for w in windows],
         "nats_cpu_s_per_cam_min": round(per["nats-server"], 4),
         "s3_cpu_s_per_cam_min": round(per["s3"], 4),
         "ffmpeg_cpu_s_per_cam_min": round(ffmpeg_per, 4),
