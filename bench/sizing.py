@@ -44,7 +44,7 @@ from spectare.detector.service import CONSUMER
 from spectare.detector.settings import DetectorSettings
 from spectare.detector.snapshot import render
 from spectare.local.process import ManagedProcess, free_port
-from spectare.local.servers import NatsServer, S3Credentials, SeaweedS3
+from spectare.local.servers import NatsCluster, NatsServer, S3Credentials, SeaweedS3
 from spectare.local.stack import DEMO_SOURCE
 from spectare.local.testcam import RtspTestCamera, make_test_clip
 from spectare.media.frames import decode_keyframe, thumbnail, to_bgr
@@ -177,11 +177,12 @@ def _single(work: Path) -> Bus:
 
 
 def _cluster(work: Path) -> Bus:
-    from spectare.local.servers import NatsCluster  # type: ignore[attr-defined]  # helper "cluster" adds it
-
-    cluster = NatsCluster(work / "nats", 3)
+    cluster = NatsCluster(work / "nats", work, size=3)
     cluster.start()
-    return Bus(cluster.url, cluster.pids, cluster.monitor_urls, cluster.stop)
+    pids = [node.process.pid for node in cluster.nodes]
+    assert all(pid is not None for pid in pids)
+    return Bus(cluster.url, [pid for pid in pids if pid is not None],
+               [f"http://127.0.0.1:{node.monitor_port}" for node in cluster.nodes], cluster.stop)
 
 
 def _get_json(url: str) -> dict:
