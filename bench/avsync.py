@@ -269,7 +269,8 @@ def markdown(result: dict) -> str:
         f"{result['clip']}; {result['recorded_seconds']:.0f} s recorded in {result['segment_seconds']} s chunks, "
         "both cameras at once (one ingest, one segmenter). Offset = beep - flash as the chunks hold them (positive: "
         "the sound is late); start/end: the first and last mark; drift = end - start (1 frame = 66.7 ms); trend: "
-        "the least-squares slope over every mark. `aac`: AAC copied; `pcmu`: G.711 transcoded to AAC by ingest.",
+        "the least-squares slope over every mark. Marks from 1 s into the recording (the camera's first beep comes "
+        "one audio packet late, through FFmpeg too). `aac`: AAC copied; `pcmu`: G.711 transcoded to AAC by ingest.",
         "",
         "| " + " | ".join(title for _, title in COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
