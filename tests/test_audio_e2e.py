@@ -44,18 +44,18 @@ PYRAMID = [0, 4, 2, 1, 3, 8, 6, 5, 7, 12, 10, 9, 11]
 IBBP = [0, 3, 1, 2, 6, 4, 5, 9, 7, 8]
 
 
-def relay(n: int, order: list[int]) -> float:
+def sent_by_relay(n: int, order: list[int]) -> float:
     return n / 15  # each frame sent at its decode time (the GStreamer test camera, a server replaying a file)
 
 
-def camera(n: int, order: list[int]) -> float:
+def sent_by_camera(n: int, order: list[int]) -> float:
     return max(order[:n + 1]) / 15 + 0.08  # each frame sent once the frame shown last so far is captured, encoded
 
 
 # -- where the picture and the sound are placed (pure) ---------------------------------------------------------
 
-@pytest.mark.parametrize(("order", "depth", "sent"), [(PYRAMID, 2, relay), (PYRAMID, 2, camera), (IBBP, 1, relay),
-                                                      (IBBP, 1, camera)])
+@pytest.mark.parametrize(("order", "depth", "sent"), [(PYRAMID, 2, sent_by_relay), (PYRAMID, 2, sent_by_camera),
+                                                      (IBBP, 1, sent_by_relay), (IBBP, 1, sent_by_camera)])
 def test_a_b_frame_session_is_anchored_at_its_first_frame_as_its_audio_is_at_its_first_unit(order, depth, sent):
     """Audio's wall time starts at its first unit's receipt; the video's must start at its first frame's, not at
     the frame that ends the opening window (P8 of the pyramid: sent 3 frames ahead of its time by a relay; B2 of
@@ -154,6 +154,9 @@ def check_seams(files: list[ChunkFile], frame: float, audio_frame: float, tmp_pa
 
 @pytest.mark.integration  # the scripted camera is a real RTSP server on loopback
 async def test_h265_b_frame_camera_with_g711_keeps_both_tracks_in_step(js, settings, pipeline, tmp_path):
+    """The scripted camera with x265's hierarchical B-frames (30 fps) and G.711, transcoded to AAC at 8 kHz: its
+    frames last 128 ms, so a chunk's sound starts up to that long after its first picture (the frame that
+    straddles the cut is the previous chunk's)."""
     units, offsets = hevc_units(tmp_path)  # x265's hierarchical B-frames, 30 fps
     camera = await ScriptedRtspCamera("hevc", units, 30, offsets=offsets, audio="pcmu").start()
     try:
@@ -174,13 +177,10 @@ async def test_aac_camera_chunks_keep_their_audio_through_kill_9_of_ingest_and_t
     up` runs it), then the segmenter killed -9 and started again. Every chunk has both tracks in step and decodes
     cleanly, a clip across the seams has continuous sound; the one gap, announced, is at most 2 s; the segmenter's
     restart costs none."""
-    camera = RtspTestCamera({"porch": x264_default_clip}, tmp_path / "cam.log", audio="aac").start()
-    await register(js, settings, "porch", camera.url("porch"), segment_seconds=2)
-    pipeline.start("segmenter", "segmenter-1")
+    camera = RtspTestCamera({"porch": x264_default_clip}, tmp_path / "cam.log", audio="aac")
     ingest = ManagedProcess("ingest", [sys.executable, "-m", "spectare.ingest"], tmp_path / "ingest.log",
                             env={**settings_env(settings), **service_identity("ingest"), "SPECTARE_LOG_LEVEL": "DEBUG"})
     supervisor = Supervisor()
-    supervisor.start(Supervised("ingest", ingest.start, ingest.alive, ingest.stop))
 
     async def supervise() -> None:  # as `spectare up` does
         while True:
@@ -193,9 +193,13 @@ async def test_aac_camera_chunks_keep_their_audio_through_kill_9_of_ingest_and_t
 
     polling = asyncio.create_task(supervise())
     try:
-        first = len(await eventually(chunks(2, 1), 60, what="recording"))
+        camera.start()
+        await register(js, settings, "porch", camera.url("porch"), segment_seconds=2)
+        pipeline.start("segmenter", "segmenter-1")
+        supervisor.start(Supervised("ingest", ingest.start, ingest.alive, ingest.stop))
+        recorded = len(await eventually(chunks(2, 1), 60, what="recording"))
         ingest.kill()
-        before_segmenter = len(await eventually(chunks(first + 2, 2), 60, what="recording again"))
+        before_segmenter = len(await eventually(chunks(recorded + 2, 2), 60, what="recording again"))
         pipeline.processes[0].kill()
         pipeline.start("segmenter", "segmenter-2")
         segments = await eventually(chunks(before_segmenter + 3, 2), 60, what="chunks after the segmenter's restart")
