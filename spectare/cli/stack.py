@@ -39,8 +39,11 @@ state_dir_option = click.option(
 @click.option("--nats-port", type=_PORT, help="NATS client port (default: last run's, else a free one).")
 @click.option("--s3-port", type=_PORT, help="S3 port (default: last run's, else a free one).")
 @click.option("--camera-port", type=_PORT, help="Demo RTSP camera port (default: last run's, else a free one).")
+@click.option("--cluster", type=click.IntRange(1, 5), default=1, show_default=True, metavar="N",
+              help="Run N clustered nats-servers (JetStream over routes, R3 streams and buckets for N >= 3) and two "
+                   "processes of every service but the indexer, as on several machines; try killing any of them.")
 @state_dir_option
-def up(demo: bool, nats_port: int | None, s3_port: int | None, camera_port: int | None) -> None:
+def up(demo: bool, nats_port: int | None, s3_port: int | None, camera_port: int | None, cluster: int) -> None:
     """Run Spectare on this machine until Ctrl-C.
 
     Starts nats-server (JetStream) and a SeaweedFS S3 server on 127.0.0.1, creates the streams,
@@ -51,7 +54,9 @@ def up(demo: bool, nats_port: int | None, s3_port: int | None, camera_port: int 
     state_dir = _state_dir()
     # Endpoints come from the processes started here, never from a config meant for production.
     settings = load_settings(state_dir=state_dir)
-    stack = LocalStack(StackOptions(state_dir, demo, nats_port, s3_port, camera_port), settings)
+    if cluster > 1 and nats_port:
+        raise click.UsageError("--nats-port names one server; a --cluster picks its nodes' ports itself")
+    stack = LocalStack(StackOptions(state_dir, demo, nats_port, s3_port, camera_port, cluster), settings)
     click.echo(f"starting Spectare in {state_dir.resolve()} ...")
     info = stack.start()
     try:

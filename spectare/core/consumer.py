@@ -29,17 +29,19 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, ConsumerInfo
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from spectare.core.backoff import Backoff
 from spectare.core.logs import LogOnce
 
 log = logging.getLogger(__name__)
 
-# The connection is away (reconnecting, closed, draining) or its outbound buffer is full: wait, try again.
+# The connection is away (reconnecting, closed, draining) or its outbound buffer is full, or (a cluster) the
+# stream or consumer has no leader while its nodes elect one (503): wait, try again.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
     nats.errors.ConnectionDrainingError, nats.errors.OutboundBufferLimitError,
+    ServiceUnavailableError, nats.errors.NoRespondersError,
 )
 # Any failure of NATS (the transient ones included) and a reply that did not come in time: what a settle, or a
 # question whose answer can wait, treats as "not now".

@@ -29,7 +29,9 @@ from typing import Any
 from nats.js import JetStreamContext
 
 from spectare.core.config import Settings
+from spectare.core.consumer import NATS_ERRORS
 from spectare.core.leases import Lease, LeaseTable, claim_delay, plan_adoptions, plan_claims, renew_interval
+from spectare.core.logs import LogOnce
 from spectare.core.registry import CameraRegistry
 from spectare.schemas import CameraConfig
 
@@ -60,6 +62,7 @@ class CameraWorker:
         self.max_cameras = max_cameras
         self.restart_on = restart_on
         self.claim_interval_s = claim_interval_s
+        self.log_once = LogOnce(log)
         self.crash_pause_s = crash_pause_s
         self.worker_id = worker_identity(role, settings.leases.worker_id)
         self.registered: dict[str, CameraConfig] = {}
@@ -86,10 +89,14 @@ class CameraWorker:
             next_round = time.monotonic()
             while not stop.is_set():
                 self.wake.clear()
-                await self._reap_crashed()
                 full_round = time.monotonic() >= next_round
-                if not self.standing_by:
-                    await self._claim_free(adopt_only=not full_round)
+                try:
+                    await self._reap_crashed()
+                    if not self.standing_by:
+                        await self._claim_free(adopt_only=not full_round)
+                except NATS_ERRORS as exc:  # NATS away, or a cluster electing a leader: the next round tries again
+                    self.log_once.warning("claim", "%s claim round failed (%s); trying again next round", self.role,
+                                          str(exc) or type(exc).__name__)
                 if full_round:
                     next_round = time.monotonic() + self.claim_interval_s
                 with contextlib.suppress(TimeoutError):

@@ -36,7 +36,7 @@ from spectare.core.sessions import LOGIN_CODE_TTL_S, SessionStore
 from spectare.core.store import endpoint_url, ensure_bucket
 from spectare.core.tokens import TokenStore
 from spectare.local.process import ManagedProcess, free_ports, port_in_use
-from spectare.local.servers import NatsServer, S3Credentials, SeaweedS3
+from spectare.local.servers import NatsCluster, NatsServer, S3Credentials, SeaweedS3
 from spectare.local.supervisor import Supervised, Supervisor, service_identity
 from spectare.local.testcam import RtspTestCamera
 from spectare.schemas import CameraConfig
@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 # Services `spectare up` runs, each as `python -m spectare.<name>`, in start order.
 SERVICES: tuple[str, ...] = ("ingest", "segmenter", "detector", "indexer", "api")
+# Processes of each service with `--cluster`: two of each that share work or answer alike, one indexer (DuckDB
+# has one writer).
+CLUSTER_INSTANCES = {"ingest": 2, "segmenter": 2, "detector": 2, "indexer": 1, "api": 2}
 API_TOKEN_FILE = "api-token"
 
 # The indexer's default `mqtt_prefix`: its MQTT bridge republishes events as JSON under this first topic level.
@@ -61,6 +64,7 @@ class StackOptions:
     nats_port: int | None = None
     s3_port: int | None = None
     camera_port: int | None = None
+    cluster: int = 1  # nats-servers; more than one: clustered, R3 streams, CLUSTER_INSTANCES of each service
 
 
 class StateLock:
@@ -98,6 +102,9 @@ class LocalStack:
         self.supervisor = Supervisor()
         self.stopping = False
         self.login_link: str | None = None  # printed once by `spectare up`; never written to a file
+        # What runs, by name (`nats-n0`, `seaweedfs`, `ingest-1`, ...): for tests and benchmarks that kill one.
+        self.servers: dict[str, NatsServer | SeaweedS3 | RtspTestCamera] = {}
+        self.processes: dict[str, ManagedProcess] = {}
 
     # -- start -------------------------------------------------------------------------------------
     def start(self) -> dict[str, Any]:
@@ -118,16 +125,29 @@ class LocalStack:
         previous = self._previous_ports()
         logs = self.state_dir / "logs"
 
-        nats = NatsServer(self.state_dir / "nats", logs / "nats-server.log",
-                          port=self.options.nats_port or previous.get("nats"),
-                          mqtt_port=previous.get("mqtt") or free_ports(1)[0])
+        clustered = self.options.cluster > 1
+        mqtt_port = previous.get("mqtt") or free_ports(1)[0]
+        if clustered:  # fresh ports: a node's place in the cluster is its name, not its port
+            made = NatsCluster(self.state_dir / "nats-cluster", logs, size=self.options.cluster, mqtt_port=mqtt_port)
+            cluster: NatsCluster | None = made
+            nodes = made.nodes
+        else:
+            cluster = None
+            nodes = [NatsServer(self.state_dir / "nats", logs / "nats-server.log",
+                                port=self.options.nats_port or previous.get("nats"), mqtt_port=mqtt_port)]
         creds = S3Credentials.load_or_create(self.state_dir / "credentials.json")
         s3 = SeaweedS3(self.state_dir / "s3", logs / "seaweedfs.log", creds,
                        port=self.options.s3_port or previous.get("s3"))
-        self._supervise_server("nats-server", nats)
+        for node in nodes:
+            self._supervise_server(f"nats-{node.cluster.server_name}" if node.cluster else "nats-server", node)
+        if cluster is not None:
+            cluster.wait_for_jetstream()
+        nats_url = cluster.url if cluster is not None else nodes[0].url
         self._supervise_server("seaweedfs", s3)
+        replicas = min(3, self.options.cluster)
         self.settings = self.settings.model_copy(update={
-            "nats": self.settings.nats.model_copy(update={"url": nats.url}),
+            "nats": self.settings.nats.model_copy(update={"url": nats_url}),
+            "streams": self.settings.streams.model_copy(update={"replicas": replicas}),
             "s3": self.settings.s3.model_copy(update={
                 "endpoint": s3.endpoint, "access_key": creds.access_key,
                 "secret_key": SecretStr(creds.secret_key), "secure": False,
@@ -136,40 +156,51 @@ class LocalStack:
         ensure_bucket(self.settings.s3)
         asyncio.run(self._ensure_topology())
 
-        ports = {"nats": nats.port, "s3": s3.port, "mqtt": nats.mqtt_port}
+        ports: dict[str, Any] = {"nats": nodes[0].port, "s3": s3.port, "mqtt": mqtt_port}
         demo: dict[str, str] = {}
         if self.options.demo:
             camera = self._start_demo_camera(logs, self.options.camera_port or previous.get("camera"))
             ports["camera"] = camera.port
             demo = {"camera": DEMO_CAMERA, "url": camera.url(DEMO_CAMERA)}
             asyncio.run(self._register_demo(demo["url"]))
-        fresh = iter(free_ports(len(SERVICES) + 1))
-        metrics = {service: previous.get(f"metrics-{service}") or next(fresh) for service in SERVICES}
-        ports.update({f"metrics-{service}": port for service, port in metrics.items()})
-        ports["api"] = previous.get("api") or next(fresh)
+        instances = [(service, slot) for service in SERVICES
+                     for slot in range(CLUSTER_INSTANCES[service] if clustered else 1)]
+        names = [_instance(service, slot) for service, slot in instances]
+        api_slots = [slot for service, slot in instances if service == "api"]
+        fresh = iter(free_ports(len(instances) + len(api_slots)))
+        metrics = {name: previous.get(f"metrics-{name}") or next(fresh) for name in names}
+        ports.update({f"metrics-{name}": port for name, port in metrics.items()})
+        for slot in api_slots:
+            ports[_instance("api", slot)] = previous.get(_instance("api", slot)) or next(fresh)
         (self.state_dir / "ports.json").write_text(json.dumps(ports))
         token_file = asyncio.run(self._ensure_api_token())
-        web_url = f"http://127.0.0.1:{ports['api']}"
+        api_urls = [f"http://127.0.0.1:{ports[_instance('api', slot)]}" for slot in api_slots]
+        web_url = api_urls[0]
         self.login_link = f"{web_url}/login#code={asyncio.run(self._login_code(token_file))}"
 
-        for service in SERVICES:
-            extra = {"SPECTARE_API__PORT": str(ports["api"]), "SPECTARE_API__HOST": "127.0.0.1"} if service == "api" \
+        for service, slot in instances:
+            name = _instance(service, slot)
+            extra = {"SPECTARE_API__PORT": str(ports[name]), "SPECTARE_API__HOST": "127.0.0.1"} if service == "api" \
                 else {}
-            self._supervise_service(service, logs, metrics[service], extra)
+            self._supervise_service(service, slot, logs, metrics[name], extra)
 
         info = {
             "pid": os.getpid(),
             "started_at": time.time(),
             "state_dir": str(self.state_dir),
             "client": {
-                "nats": {"url": nats.url},
+                "nats": {"url": nats_url},
+                "streams": {"replicas": replicas},
                 "s3": {"endpoint": s3.endpoint, "access_key": creds.access_key, "secret_key": creds.secret_key,
                        "bucket": self.settings.s3.bucket, "secure": False},
             },
-            "mqtt": {"url": nats.mqtt_url, "topics": f"{MQTT_PREFIX}/events/<camera>/<label>"},
-            "services": list(SERVICES),
-            "metrics": {service: f"http://127.0.0.1:{port}/metrics" for service, port in metrics.items()},
-            "api": {"url": web_url, "token_file": str(token_file)},
+            "mqtt": {"url": nodes[0].mqtt_url, "topics": f"{MQTT_PREFIX}/events/<camera>/<label>"},
+            "services": names,
+            "metrics": {name: f"http://127.0.0.1:{port}/metrics" for name, port in metrics.items()},
+            "api": {"url": web_url, "token_file": str(token_file), "replicas": api_urls},
+            "nats_nodes": [{"name": node.cluster.server_name if node.cluster else "nats-server", "url": node.url,
+                            "monitor": f"http://127.0.0.1:{node.monitor_port}" if node.monitor_port else None}
+                           for node in nodes],
             "web": {"url": f"{web_url}/"},
             "demo": demo,
             "logs": str(logs),
@@ -188,20 +219,27 @@ class LocalStack:
         return {name: port for name, port in ports.items() if isinstance(port, int) and not port_in_use(port)}
 
     def _supervise_server(self, name: str, server: NatsServer | SeaweedS3 | RtspTestCamera) -> None:
+        self.servers[name] = server
         self.supervisor.start(Supervised(
             name=name, start=server.start, alive=server.alive, stop=server.stop,
             describe_exit=lambda: _exit_line(server.process),
         ))
 
-    def _supervise_service(self, service: str, logs: Path, metrics_port: int, env: dict[str, str]) -> None:
+    def _supervise_service(self, service: str, slot: int, logs: Path, metrics_port: int, env: dict[str, str]) -> None:
+        name = _instance(service, slot)
         process = ManagedProcess(
-            service, [sys.executable, "-m", f"spectare.{service}"], logs / f"{service}.log",
+            name, [sys.executable, "-m", f"spectare.{service}"], logs / f"{name}.log",
             env={"SPECTARE_STATE_DIR": str(self.state_dir), "SPECTARE_LOG_LEVEL": self.settings.log_level,
                  "SPECTARE_METRICS_PORT": str(metrics_port), "SPECTARE_METRICS_HOST": "127.0.0.1",
-                 **service_identity(service), **env},
+                 # Every process is told the whole cluster and the replica count at start, not only by the
+                 # stack file written once all have started.
+                 "SPECTARE_NATS__URL": self.settings.nats.url,
+                 "SPECTARE_STREAMS__REPLICAS": str(self.settings.streams.replicas),
+                 **service_identity(service, slot), **env},
         )
+        self.processes[name] = process
         self.supervisor.start(Supervised(
-            name=service, start=process.start, alive=process.alive, stop=process.stop,
+            name=name, start=process.start, alive=process.alive, stop=process.stop,
             describe_exit=lambda: _exit_line(process),
         ))
 
@@ -272,6 +310,11 @@ class LocalStack:
         self.lock.release()
 
 
+def _instance(service: str, slot: int) -> str:
+    """A service process's name: the service itself for its first (or only) process, then `<service>-<slot>`."""
+    return service if slot == 0 else f"{service}-{slot}"
+
+
 def _exit_line(process: ManagedProcess | None) -> str:
     if process is None:
         return "is not running"
@@ -287,7 +330,9 @@ def describe(info: dict[str, Any], settings: Settings, login_link: str | None = 
         if login_link:
             lines.append(f"             log in: {login_link}  (one use, within {LOGIN_CODE_TTL_S / 60:.0f} minutes)")
     lines += [
-        f"  NATS       {client['nats']['url']}",
+        f"  NATS       {client['nats']['url']}"
+        + (f"  ({len(info['nats_nodes'])} nodes, R{client['streams']['replicas']} streams)"
+           if len(info.get("nats_nodes", [])) > 1 else ""),
         *([f"  MQTT       {info['mqtt']['url']}  events as JSON on {info['mqtt']['topics']} (Home Assistant)"]
           if info.get("mqtt") else []),
         f"  S3         {endpoint_url(settings.s3.model_copy(update={'endpoint': client['s3']['endpoint']}))}"
@@ -303,6 +348,8 @@ def describe(info: dict[str, Any], settings: Settings, login_link: str | None = 
     if info.get("api"):
         api = info["api"]
         lines.append(f"  API        {api['url']} (docs at /docs)  admin token in {api['token_file']}")
+        if len(api.get("replicas", [])) > 1:
+            lines.append(f"             replicas: {'  '.join(api['replicas'])}")
         lines.append(f"             curl -H \"Authorization: Bearer $(cat {api['token_file']})\" {api['url']}/stats")
     if info["demo"]:
         lines.append(f"  demo       camera {info['demo']['camera']!r} at {info['demo']['url']}")
