@@ -72,9 +72,15 @@ def add_arguments(parser) -> None:
                        help="stream replicas per phase: 1 (one nats-server) and/or 3 (three-node cluster)")
     group.add_argument("--sizing-samples", type=int, default=3, help="measured windows per phase (default 3)")
     group.add_argument("--sizing-seconds", type=float, default=60.0, help="seconds per window (default 60)")
+    group.add_argument("--sizing-reproject", action="store_true",
+                       help="measure nothing: compute the sizing again from bench/results/sizing.json")
 
 
 def run(args) -> None:
+    if args.sizing_reproject:
+        result = json.loads((RESULTS / "sizing.json").read_text())
+        _write(result)
+        return
     counts = [int(c) for c in str(args.sizing_cameras).split(",") if c.strip()]
     replicas = [int(r) for r in str(args.sizing_replicas).split(",") if r.strip()]
     if set(replicas) - {1, 3}:
@@ -104,6 +110,11 @@ def run(args) -> None:
         "limits": stream_limits(load_settings()),
         "phases": phases,
     }
+    _write(result)
+
+
+def _write(result: dict) -> None:
+    """The sizing computed from `result`'s measurements, and both files written."""
     result["projection"] = project(result, json.loads((RESULTS / "detection-gpu.json").read_text()),
                                    json.loads((RESULTS / "indexing.json").read_text()), Assumptions())
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -436,7 +447,9 @@ class Assumptions:
     s3_raw_factor: float = 1.5  # raw disk per usable byte: erasure coding 8 data + 4 parity (MinIO EC:4, 12 drives)
     nats_nodes: int = 3  # R3 on three nodes: every node holds a replica of every stream
     cameras_per_worker: int = 64  # [ingest] / [segmenter] max_cameras default
-    gpu_model: str = "ultralytics yolov8n, cuda:0, batch 16"  # bench/results/detection-gpu.json
+    # bench/results/detection-gpu.json: ultralytics yolov8n on cuda:0. The detector batches up to 8 keyframes
+    # ([detector] batch_size); the batch-4 time bounds that, the batch-16 one is what batch_size 16 would give.
+    gpu_batches: tuple[int, int] = (4, 16)
 
 
 def per_camera(phases: list[dict], key: str, marginal: bool) -> float:
@@ -478,7 +491,7 @@ def project(result: dict, gpu: dict, indexing: dict, assume: Assumptions) -> dic
     host_ms = max(median["detector_cpu_ms_per_keyframe"] - passed * parts["model_cpu_ms_per_keyframe"],
                   parts["decode_gate_ms_per_keyframe"])
     gpu_row = next(m for m in gpu["models"] if m["device"].startswith("cuda"))
-    gpu_ms = gpu_row["ms_per_frame_batch16"]
+    gpu_ms, gpu_ms_big = (gpu_row[f"ms_per_frame_batch{b}"] for b in assume.gpu_batches)
     insert = {r["path"]: r["rows_per_s"] for r in indexing["insert"]["rows"]}
     end_to_end = insert["NATS -> indexer process (end to end)"]
     per_detection, per_chunk = index_row_bytes(indexing)
@@ -517,6 +530,8 @@ def project(result: dict, gpu: dict, indexing: dict, assume: Assumptions) -> dic
             "detector_gpu": {"keyframes_to_model_s": round(inferred_s, 1),
                              "gpus": max(1, math.ceil(inferred_s * gpu_ms / 1000 / assume.busy)),
                              "gpu_busy": round(inferred_s * gpu_ms / 1000, 2),
+                             f"gpus_at_batch{assume.gpu_batches[1]}": max(
+                                 1, math.ceil(inferred_s * gpu_ms_big / 1000 / assume.busy)),
                              **host},
             # One process: its cores from the indexing benchmark's end-to-end rate, reached on that run's CPUs (a
             # bound; here small batches every flush_interval_s make each row dearer than at that rate).
@@ -547,6 +562,7 @@ def project(result: dict, gpu: dict, indexing: dict, assume: Assumptions) -> dic
     return {"replicas": replicas, "from_cameras": sorted(p["cameras"] for p in phases),
             "cpu_s_per_cam_min_marginal": {k: round(v, 4) for k, v in cpu.items()},
             "detector_host_cpu_ms_per_keyframe": round(host_ms, 1), "gpu_ms_per_keyframe": gpu_ms,
+            f"gpu_ms_per_keyframe_batch{assume.gpu_batches[1]}": gpu_ms_big,
             "indexer_end_to_end_rows_s": end_to_end, "index_bytes_per_detection": round(per_detection, 1),
             "index_bytes_per_chunk": round(per_chunk, 1), "assumptions": vars(assume) | {"gpu": gpu.get("gpu")},
             "sizing": sizing}
