@@ -16,8 +16,10 @@ windows; every reported number is the median of the windows' values, all from on
 - S3: object bytes per camera per day, chunks (mean chunk size x chunks a day) and snapshots;
 - the motion gate's pass share, detections, events and chunks per camera-minute (the indexer's rows).
 
-Before the phases, the detector's CPU work outside the model (decode, motion thumbnail, snapshot JPEG) is timed
-in this process on the clip's keyframes: what a GPU detector still spends per keyframe on its CPU.
+Before the phases, the detector's steps (decode and motion thumbnail, snapshot JPEG, the model) are timed apart in
+this process on the clip's keyframes: the service's CPU per keyframe less the model's is what a detector whose
+model runs on a GPU still spends on its CPU. `--sizing-reproject` measures nothing and computes the sizing again
+from bench/results/sizing.json (after changing `Assumptions`).
 """
 
 import asyncio
@@ -289,7 +291,7 @@ async def _phase(count: int, replicas: int, samples: int, seconds: float, clip: 
                 route_out += sum(r.get("out_bytes", 0) for r in routez.get("routes") or [])
             streams = {}
             for info in await js.streams_info():
-                streams[info.config.name] = {"last_seq": info.state.last_seq, "bytes": info.state.bytes,
+                streams[info.config.name or ""] = {"last_seq": info.state.last_seq, "bytes": info.state.bytes,
                                              "messages": info.state.messages}
             objects = await asyncio.to_thread(_objects, s3c, settings.s3.bucket)
             text = await asyncio.to_thread(_get_text, f"http://127.0.0.1:{metrics_port}/metrics")
@@ -401,10 +403,10 @@ def window(a: Reading, b: Reading, cameras: int) -> dict[str, float]:
     out["nats_varz_mbit_s_per_cam.out"] = (b.varz[1] - a.varz[1]) * 8 / 1e6 / cam_seconds
     out["nats_route_mbit_s_per_cam"] = (b.route_out - a.route_out) * 8 / 1e6 / cam_seconds
     for name, state in b.streams.items():
-        before = a.streams.get(name, {"last_seq": 0})
+        earlier = a.streams.get(name, {"last_seq": 0})
         mean = state["bytes"] / state["messages"] if state["messages"] else 0.0
         kind = _stream_kind(name)
-        appended = state["last_seq"] - before["last_seq"]
+        appended = state["last_seq"] - earlier["last_seq"]
         out[f"js_msgs_per_cam_min.{kind}"] = appended / cam_minutes
         out[f"js_gb_per_cam_day.{kind}"] = appended * mean / cam_seconds * DAY / 1e9
         out[f"js_held_mb_per_cam.{kind}"] = state["bytes"] / cameras / 1e6
