@@ -4,7 +4,10 @@ Messages go out asynchronously, up to a cap of messages and bytes awaiting their
 acknowledgements are awaited in order, each with a timeout (nats-py can leave an ack future
 unresolved forever, DESIGN section 5). When one fails, every unacknowledged message is sent again
 in order, one at a time, until acknowledged or the deadline passes: `Nats-Msg-Id` makes the
-repeats harmless, as JetStream drops what it already stored.
+repeats harmless, as JetStream drops what it already stored. A failure is acted on before the next
+message goes out, not only when the window is full: while a NATS cluster elects a stream's leader every
+publish is refused, and a message sent once there is a leader again must not be stored ahead of the
+refused ones (a reader takes packets that come after later ones for lost).
 """
 
 import asyncio
@@ -45,17 +48,23 @@ class OrderedPublisher:
         self.bytes_in_flight = 0
         self.published = 0
         self.retries = 0
+        self.failed = False  # a message in the window was refused: resend the window before sending more
 
     async def publish(self, subject: str, payload: bytes, msg_id: str) -> None:
+        if self.failed and self.window:
+            await self._resend_window()
         while self.window and (
             len(self.window) >= self.max_msgs or self.bytes_in_flight + len(payload) > self.max_bytes
         ):
             await self._settle_oldest()
         headers = {"Nats-Msg-Id": msg_id}
+        future: asyncio.Future | None = None
         try:
             future = await self.js.publish_async(subject, payload, headers=headers, wait_stall=self.ack_timeout_s)
         except (NatsError, TimeoutError, OSError):
-            future = None  # settled (resent) in order below
+            self.failed = True  # resent in order before the next message
+        else:
+            future.add_done_callback(self._on_answer)
         self.window.append(_Pending(subject, payload, msg_id, future))
         self.bytes_in_flight += len(payload)
 
@@ -71,6 +80,11 @@ class OrderedPublisher:
                 pending.future.cancel()
         self.window.clear()
         self.bytes_in_flight = 0
+        self.failed = False
+
+    def _on_answer(self, future: asyncio.Future) -> None:
+        if not future.cancelled() and future.exception() is not None:  # refused (cancelled: by us, handled)
+            self.failed = True
 
     async def _settle_oldest(self) -> None:
         pending = self.window[0]
@@ -117,6 +131,7 @@ class OrderedPublisher:
             self.window.popleft()
             self.bytes_in_flight -= len(pending.payload)
             self.published += 1
+        self.failed = False
 
 
 def _cancelling() -> bool:
