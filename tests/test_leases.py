@@ -9,6 +9,7 @@ from spectare.core.leases import (
     RENEWALS_PER_TTL,
     LeaseTable,
     SeatMove,
+    claims_wait,
     plan_adoptions,
     plan_claims,
     renew_interval,
@@ -98,6 +99,33 @@ async def test_lease_is_exclusive_renewable_and_expires(js, settings):
     assert "porch" not in a.held
     await b.release("porch")
     assert await a.claim("porch") is not None, "a released lease is free at once"
+
+
+def test_claims_wait_two_renewals_after_the_bucket_failed_to_answer():
+    assert claims_wait(0.0, 5.0) and claims_wait(2 * renew_interval(5.0) - 0.1, 5.0)
+    assert not claims_wait(2 * renew_interval(5.0), 5.0)
+    assert not claims_wait(float("inf"), 5.0), "never failed: claims at once"
+
+
+async def test_a_lease_expired_unrenewed_is_kept_unless_another_worker_held_it(js, settings):
+    """What a NATS cluster electing the bucket's leader for longer than the TTL leaves: leases expired under
+    their live owners."""
+    a = await LeaseTable.open(js, settings, "ingest", "worker-a")
+    b = await LeaseTable.open(js, settings, "ingest", "worker-b")
+    kept, taken, released = [await a.claim(c) for c in ("kept", "taken", "released")]
+    assert kept and taken and released
+    await asyncio.sleep(a.ttl_s + 1.5)  # nobody could renew
+    assert await a.owners() == {}
+    assert await b.claim("taken") is not None
+    assert await b.claim("released") is not None
+    await b.release("released")
+    assert await a.renew("kept"), "nobody took it: still a's"
+    assert a.held["kept"].token == kept.token, "the same token: the recording under it goes on"
+    assert await b.claim("kept") is None and (await b.owners())["kept"] == "worker-a"
+    assert await a.renew("kept"), "and renewed as usual after"
+    assert not await a.renew("taken"), "b holds it"
+    assert not await a.renew("released"), "b held it in between: a's session is over"
+    assert set(a.held) == {"kept"}
 
 
 async def test_a_restart_with_the_same_id_adopts_at_a_new_token_and_fences_the_old(js, settings):

@@ -6,6 +6,12 @@ bucket's TTL (`[leases] ttl_s`) when its owner stops renewing, so a dead worker'
 within the TTL. The revision at which a lease was claimed is the owner's fencing token: it grows with
 every claim, so sessions built on it never collide with an earlier owner's.
 
+A lease can also expire while its owner is alive and renewing: on a NATS cluster that lost the node leading the
+bucket, nobody can write to the bucket until the other nodes elect a leader (4-9 s after a kill -9, longer than a
+5 s TTL), and the new leader drops the lease as expired. A renewal that then finds the key absent creates it
+again and keeps the camera, at the same token: nobody held it in between (a claim leaves the key, a release its
+deletion), so the camera's recording never stopped and need not start a new session.
+
 A worker id may outlive its process (`[leases] worker_id`): a restarted process then takes back the
 leases still naming its id at once, by compare-and-set, each at a new revision (a new token, so its
 sessions differ from the dead process's). Only the process holding the id's seat, the key
@@ -25,12 +31,19 @@ import os
 import random
 import re
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 
 import nats.errors
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import (
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NoKeysError,
+    NoStreamResponseError,
+    ServiceUnavailableError,
+)
 from nats.js.kv import KeyValue
 
 from spectare.core.config import LeaseSettings, Settings
@@ -38,9 +51,10 @@ from spectare.core.config import LeaseSettings, Settings
 log = logging.getLogger(__name__)
 
 RENEWALS_PER_TTL = 4  # three renewals in a row may be missed (a stalled machine) before a lease is lost
-# A renewal whose answer did not come: the lease may still be ours; the next round tells.
+# A renewal whose answer did not come, or that no one could take (the bucket without a leader: "no response from
+# stream", 503): the lease may still be ours; the next round tells.
 UNANSWERED = (TimeoutError, nats.errors.TimeoutError, nats.errors.ConnectionClosedError,
-              nats.errors.NoRespondersError)
+              nats.errors.NoRespondersError, NoStreamResponseError, ServiceUnavailableError)
 
 
 @dataclass
@@ -71,6 +85,12 @@ def seat_move(holder: str | None, me: str, starting: bool) -> SeatMove:
 
 def renew_interval(ttl_s: float) -> float:
     return ttl_s / RENEWALS_PER_TTL
+
+
+def claims_wait(since_trouble_s: float, ttl_s: float) -> bool:
+    """Whether a worker holds back from claiming cameras this soon after the lease bucket failed to answer it:
+    for two renewal intervals, the time a live owner whose lease expired meanwhile takes to renew it again."""
+    return since_trouble_s < 2 * renew_interval(ttl_s)
 
 
 def plan_adoptions(registered: set[str], owners: dict[str, str], mine: set[str], worker_id: str,
@@ -123,6 +143,7 @@ class LeaseTable:
         self.instance = instance or process_instance()
         self.held: dict[str, Lease] = {}
         self.seat_revision: int | None = None
+        self.unanswered_at = -math.inf  # when a renewal last went unanswered (monotonic)
         # One compare-and-set at a time per lease: a renewal racing a refence would fail on the other's
         # revision and drop a lease that is ours.
         self._updating: dict[str, asyncio.Lock] = {}
@@ -216,6 +237,7 @@ class LeaseTable:
             except (KeyWrongLastSequenceError, KeyNotFoundError):
                 pass  # taken, expired (we were too slow) or an unanswered renewal that did land: look
             except UNANSWERED:
+                self.unanswered_at = time.monotonic()
                 return None  # no answer: the seat outlives a few of these (RENEWALS_PER_TTL)
         return await self.take_seat(starting=False)
 
@@ -273,15 +295,26 @@ class LeaseTable:
         lease = self.held.get(camera)
         if lease is None:
             return False
+        key, value = self._key(camera), self.worker_id.encode()
         try:
-            lease.revision = await self.kv.update(self._key(camera), self.worker_id.encode(), last=lease.revision)
-            return True
+            try:
+                lease.revision = await self.kv.update(key, value, last=lease.revision)
+                return True
+            except (KeyWrongLastSequenceError, KeyNotFoundError):
+                # Expired unrenewed (the bucket had no leader for longer than the TTL) and still free: ours again.
+                # last=0: only if the key has no entry at all; not `create`, which also writes over a deletion
+                # (a release leaves one: another worker held the lease in between).
+                lease.revision = await self.kv.update(key, value, last=0)
+                log.warning("the %s lease on camera %s expired before it could be renewed; nobody had taken it: "
+                            "kept", self.role, camera)
+                return True
         except (KeyWrongLastSequenceError, KeyNotFoundError):
             if self.held.get(camera) is lease:
                 del self.held[camera]
             log.warning("lost the %s lease on camera %s", self.role, camera)
             return False
         except UNANSWERED:
+            self.unanswered_at = time.monotonic()
             log.warning("renewing the %s lease on camera %s: no answer from NATS; trying again", self.role, camera)
             return True  # a lease outlives a few missed renewals; if this one landed, the next fails and we adopt
 

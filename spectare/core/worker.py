@@ -11,7 +11,10 @@ cancelled. This module decides when to start, restart and stop those tasks:
     worker may own it now), and a process whose worker id was taken over by another stops all of them;
   - a camera changed in the registry is restarted with the new config when a field the service uses
     changed (`restart_on`: a detection setting must not cut the recording), a removed one stopped;
-  - a task that crashes is restarted after a pause, keeping its lease.
+  - a task that crashes is restarted after a pause, keeping its lease;
+  - after the lease bucket failed to answer (a NATS cluster electing its leader), no camera is claimed for two
+    renewal intervals: leases that expired meanwhile belong to workers still running them, which take them back
+    with their next renewal (`LeaseTable.renew`); a camera claimed away would start a new session, a gap.
 Every task started again under a lease gets a new fencing token (`LeaseTable.refence`), so it never repeats
 a session id of the task before it.
 """
@@ -19,6 +22,7 @@ a session id of the task before it.
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 import time
@@ -30,7 +34,15 @@ from nats.js import JetStreamContext
 
 from spectare.core.config import Settings
 from spectare.core.consumer import NATS_ERRORS
-from spectare.core.leases import Lease, LeaseTable, claim_delay, plan_adoptions, plan_claims, renew_interval
+from spectare.core.leases import (
+    Lease,
+    LeaseTable,
+    claim_delay,
+    claims_wait,
+    plan_adoptions,
+    plan_claims,
+    renew_interval,
+)
 from spectare.core.logs import LogOnce
 from spectare.core.registry import CameraRegistry
 from spectare.schemas import CameraConfig
@@ -74,6 +86,7 @@ class CameraWorker:
         # cameras wait for it: workers starting together all get a chance at them).
         self.wake = asyncio.Event()
         self.longest_renewal_gap_s = 0.0  # between two renewal rounds: how close the leases came to expiring
+        self.bus_trouble_at = -math.inf  # when a claim or renewal round last failed on NATS (monotonic)
 
     async def run(self, stop: asyncio.Event) -> None:
         registry = await CameraRegistry.open(self.js, self.settings)
@@ -95,6 +108,7 @@ class CameraWorker:
                     if not self.standing_by:
                         await self._claim_free(adopt_only=not full_round)
                 except NATS_ERRORS as exc:  # NATS away, or a cluster electing a leader: the next round tries again
+                    self.bus_trouble_at = time.monotonic()
                     self.log_once.warning("claim", "%s claim round failed (%s); trying again next round", self.role,
                                           str(exc) or type(exc).__name__)
                 if full_round:
@@ -145,6 +159,7 @@ class CameraWorker:
             try:
                 await self._renew_round()
             except Exception as exc:  # NATS away: the leases outlive a few missed rounds; keep trying
+                self.bus_trouble_at = time.monotonic()
                 log.warning("%s lease renewal failed: %s", self.role, exc or type(exc).__name__)
 
     async def _renew_round(self) -> None:
@@ -188,7 +203,8 @@ class CameraWorker:
                 log.info("took back camera %s from an earlier process of %s (fencing token %d)", camera,
                          self.worker_id, lease.token)
                 self._start(self.registered[camera], lease)
-        if adopt_only:
+        trouble = max(self.bus_trouble_at, self.leases.unanswered_at)
+        if adopt_only or claims_wait(time.monotonic() - trouble, self.leases.ttl_s):
             return
         mine = set(self.leases.held)
         # Free for a whole claim interval, not merely since the last round (rounds also run on a registry change):
