@@ -3,11 +3,11 @@
 import argparse
 import sys
 
-from . import avsync, detection, indexing, live, playback, recording, remux, sizing, tracking, webui
+from . import avsync, cluster, detection, indexing, live, playback, recording, remux, sizing, tracking, webui
 
 BENCHMARKS = {"recording": recording, "detection": detection, "indexing": indexing, "remux": remux,
               "playback": playback, "live": live, "webui": webui, "tracking": tracking, "sizing": sizing,
-              "avsync": avsync}
+              "avsync": avsync, "cluster": cluster}
 
 
 def main() -> None:
