@@ -418,12 +418,43 @@ async def _settle(running: Running, fault: Fault, watch: float) -> Fault:
 
 
 async def _fault_a(running: Running, watch: float) -> Fault:
+    """The worst case of losing MEDIA's leader: first every stream and consumer is led from that node too (the
+    lease bucket, the footage log, the segmenters' consumers, ...), so everything elects at once."""
     leader = await _media_leader(running)
+    led = await _gather_leadership(running, leader)
+    await asyncio.sleep(2 * SEGMENT_SECONDS)  # the new leaders settled
     fault = Fault("a", f"nats-server {leader} (MEDIA's leader) killed -9", time.time())
     running.nats_nodes()[f"nats-{leader}"].kill()
     fault = await _settle(running, fault, watch)
+    fault.extra.update(led)
     fault.extra["new_media_leader"] = await _media_leader(running)
     return fault
+
+
+async def _gather_leadership(running: Running, node: str) -> dict:
+    """Ask every stream and consumer led elsewhere to hand its leadership to `node` (a stepdown with a preferred
+    server); how many `node` then leads."""
+    assert running.nc is not None
+    streams = await _retrying(running.js.streams_info)
+    for info in streams:
+        name = info.config.name
+        request = json.dumps({"placement": {"preferred": node}}).encode()
+        if info.cluster and info.cluster.leader != node:
+            with contextlib.suppress(Exception):
+                await running.nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{name}", request, timeout=5)
+        for consumer in await _retrying(lambda name=name: running.js.consumers_info(name)):
+            if consumer.cluster and consumer.cluster.leader != node:
+                with contextlib.suppress(Exception):
+                    await running.nc.request(f"$JS.API.CONSUMER.LEADER.STEPDOWN.{name}.{consumer.name}", request,
+                                             timeout=5)
+    await asyncio.sleep(2)
+    streams = await _retrying(running.js.streams_info)
+    consumers = [c for info in streams
+                 for c in await _retrying(lambda n=info.config.name: running.js.consumers_info(n))]
+    return {"streams_it_led": sum(1 for i in streams if i.cluster and i.cluster.leader == node),
+            "streams": len(streams),
+            "consumers_it_led": sum(1 for c in consumers if c.cluster and c.cluster.leader == node),
+            "consumers": len(consumers)}
 
 
 async def _fault_worker(running: Running, name: str, role: str, watch: float) -> Fault:
@@ -601,7 +632,10 @@ def markdown(result: dict) -> str:
         f"on {result['detected_cameras']} (OpenCV YOLOv4-tiny on CPU). The cluster is `spectare up --cluster 3`'s: "
         "three nats-servers over routes on loopback (R3 streams and KV buckets), 2 ingest, 2 segmenters, "
         "2 detectors, the indexer, 2 API replicas; one SeaweedFS S3 server. Each process is killed -9 and left "
-        "dead, in this order; the NATS node is started again at the end. Missing: seconds of each camera's wall "
+        "dead, in this order; the NATS node is started again at the end. Before (a), every stream and consumer "
+        "hands its leadership to MEDIA's leader (a stepdown naming it), so its loss makes all of them elect at once "
+        "(the lease bucket, the footage log, the segmenters' consumers...): the worst case of losing a node. "
+        "Missing: seconds of each camera's wall "
         f"time from {BEFORE_S} s before the kill until it recorded again that no stored chunk covers. Back: from "
         "the kill until every camera's video resumes (the end of its last hole) / until every camera has a chunk "
         "announced past the kill.",
@@ -616,7 +650,8 @@ def markdown(result: dict) -> str:
             notes.append(f"its {len(r['cameras_moved'])} cameras: max {r['missing_s_moved']['max']} s, the others "
                          f"max {r['missing_s_others']['max']} s (lease TTL {result['lease_ttl_s']:g} s)")
         if "new_media_leader" in r:
-            notes.append(f"new MEDIA leader {r['new_media_leader']}")
+            notes.append(f"it led {r['streams_it_led']} of {r['streams']} streams and {r['consumers_it_led']} of "
+                         f"{r['consumers']} consumers; new MEDIA leader {r['new_media_leader']}")
         if "other_replica_answers_after_s" in r:
             notes.append(f"client saw the break after {r['client_saw_the_break_after_s']} s; the other replica "
                          f"answered /cameras after {r['other_replica_answers_after_s']} s, streamed its first "
