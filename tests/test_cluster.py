@@ -138,9 +138,6 @@ async def test_streams_and_buckets_are_replicated_on_three_nodes(cluster):
     assert len(info.cluster.replicas or []) == 2 and all(r.current for r in info.cluster.replicas)
 
 
-@pytest.mark.xfail(strict=True, reason="known loss, issue 16 (a): while the lost node's streams and buckets elect new "
-                   "leaders (~4-7 s here) lease renewals fail, 5 s leases expire and cameras move between segmenters, "
-                   "and the segmenter's 5 s stall timer closes chunks: ~8 s of some cameras' packets end in no chunk")
 async def test_a_the_node_leading_media_killed_costs_no_video(cluster):
     leader = await cluster.media_leader()
     began = time.time()

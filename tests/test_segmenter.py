@@ -522,7 +522,7 @@ def test_settings_from_environment_and_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for var in [v for v in os.environ if v.startswith("SPECTARE_")]:
         monkeypatch.delenv(var)
-    assert SegmenterSettings().stall_timeout_s == 5.0
+    assert SegmenterSettings().stall_timeout_s == 15.0
     (tmp_path / "spectare.toml").write_text("[segmenter]\nstall_timeout_s = 7.5\nmax_cameras = 3\n")
     assert (load_segmenter_settings().stall_timeout_s, load_segmenter_settings().max_cameras) == (7.5, 3)
     monkeypatch.setenv("SPECTARE_SEGMENTER__STALL_TIMEOUT_S", "2")

@@ -41,6 +41,7 @@ from .failures import failure_kind
 from .interleave import Merged, TrackMerger
 from .media import AudioUnit, Source, SourceEnded, SourceInfo
 from .publisher import OrderedPublisher, PublishFailed
+from .readahead import ReadAhead
 from .reorder import DecodeTimes, ReorderDepthExceeded, declared_depth
 from .rtp import UnsupportedStream
 from .rtsp import RtspSource
@@ -93,7 +94,7 @@ class CameraIngest:
             session = f"{self.lease.token:x}-{attempt:x}"
             attempt += 1
             try:
-                source = await self._open()
+                source: Source = ReadAhead(await self._open(), self.ingest.read_ahead_bytes)
             except UnreachableError as exc:
                 self.counters["connect_errors"] += 1
                 status.failed(str(exc), failure_kind(exc))

@@ -26,7 +26,11 @@ class IngestSettings(IngestCapacity):
         default=8 * 1024 * 1024, description="unacknowledged bytes per camera before publishing waits"
     )
     max_msgs_in_flight: Annotated[int, Field(ge=1, le=10000)] = Field(
-        default=64, description="unacknowledged messages per camera before publishing waits"
+        default=1,
+        description="unacknowledged messages per camera before publishing waits. 1 keeps a camera's packets in "
+        "order in the stream through any failure (with more, a message resent after a lost node's election lands "
+        "after later ones, and the segmenter sees a hole); a camera sends a few messages a second, and its "
+        "connection is read on meanwhile (read_ahead_bytes)",
     )
     ack_timeout_s: Annotated[float, Field(gt=0, le=60)] = Field(
         default=5.0, description="seconds to wait for JetStream to acknowledge one publish"
@@ -59,6 +63,11 @@ class IngestSettings(IngestCapacity):
         default=0.1,
         description="Spectare's RTSP client reads a camera's socket at most this often, taking all that arrived: "
         "fewer, larger reads cost far less CPU, for at most this much delay",
+    )
+    read_ahead_bytes: Annotated[int, Field(ge=1024 * 1024, le=1024 * 1024 * 1024)] = Field(
+        default=32 * 1024 * 1024,
+        description="a camera's connection is read on while publishing waits (a NATS node lost, a leader elected), "
+        "up to this many bytes per camera (~60 s at 4 Mbit/s); a camera not read drops what it cannot send",
     )
     audio_wait_s: Annotated[float, Field(ge=0, le=5)] = Field(
         default=0.5,

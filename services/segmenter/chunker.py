@@ -195,12 +195,16 @@ class Chunker:
         if self._fresh:
             self._fresh, self._last_activity = False, now
             return []
-        if now - self._last_activity < self.stall_timeout_s:
+        if not self.stall_due(now):
             return []
-        if self.chunk is None and (self.tail is None or self.gap is not None):
-            return []  # nothing open, and any gap is already announced
         self.stats.stalls += 1
         return self._break(f"no packets for {self.stall_timeout_s:g}s")
+
+    def stall_due(self, now: float) -> bool:
+        """Whether `tick(now)` would break for a stall (no packet for `stall_timeout_s`, something open)."""
+        if self._fresh or now - self._last_activity < self.stall_timeout_s:
+            return False
+        return not (self.chunk is None and (self.tail is None or self.gap is not None))
 
     def keepalive(self, now: float) -> None:
         """Time passes without packets for a reason that is not the camera's (the caller holds back

@@ -108,6 +108,7 @@ class CameraPipeline:
         self.requested_ordinal = 0  # highest ack handed to the sink
         self.garbage: list[AckHandle] = []  # undecodable messages not yet covered by an ack
         self.log_once = LogOnce(log)
+        self.bus_trouble_at = -math.inf  # when NATS last refused or failed a pull or a question (monotonic)
 
     async def run(self) -> None:
         js, settings = self.shared.js, self.shared.settings
@@ -145,6 +146,7 @@ class CameraPipeline:
             try:
                 await puller.pull()  # a pull request open at the server (a new one if the last ended)
             except TRANSIENT_ERRORS as exc:
+                self.bus_trouble_at = time.monotonic()
                 await pause_after(exc, self.log_once, "fetch", f"camera {self.camera}: cannot fetch")
                 continue
             # Let a few messages gather rather than wake up for each one, and wake up on a clock shared by all
@@ -158,8 +160,12 @@ class CameraPipeline:
             for msg in puller.take():
                 for action in await self._feed(msg):
                     self._hand_over(action)
-            self._after_batch(time.monotonic())
+            now = time.monotonic()
+            if self.chunker.stall_due(now) and await self._delivery_held_up():
+                self.chunker.keepalive(now)
+            self._after_batch(now)
             if puller.refused is not None:
+                self.bus_trouble_at = time.monotonic()
                 # e.g. 409 Leadership Change; a deleted consumer (409 Consumer Deleted, 503 no responders) ends this
                 # camera's run and the worker restarts it (which recreates the consumer from what is stored).
                 if not await self._consumer_exists():
@@ -167,6 +173,21 @@ class CameraPipeline:
                 self.log_once.warning("refused", "camera %s: pull request refused (%s); retrying", self.camera,
                                       puller.refused)
                 await asyncio.sleep(min(1.0, self.seg.fetch_timeout_s))
+
+    async def _delivery_held_up(self) -> bool:
+        """Whether packets are late rather than not sent: the consumer has messages waiting, or JetStream cannot say
+        (NATS away, or the stream or consumer without a leader while a cluster elects one, when pulls just go
+        unanswered), or could not lately: ingest resends what the bus did not store then, with back-off, after the
+        bus is back. Asked only when a stall is due: a camera has not stalled because the bus held its packets."""
+        if time.monotonic() - self.bus_trouble_at < 2 * self.seg.stall_timeout_s:
+            return True
+        names = self.shared.settings.names
+        try:
+            info = await consumer_state(self.shared.js, names.media_stream, consumer_name(self.camera), timeout=2.0)
+        except NATS_ERRORS:
+            self.bus_trouble_at = time.monotonic()
+            return True
+        return info is not None and (info.num_pending or 0) > 0
 
     async def _consumer_exists(self) -> bool:
         names = self.shared.settings.names

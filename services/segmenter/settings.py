@@ -21,7 +21,11 @@ class SegmenterSettings(SectionSettings):
         default=64, description="cameras one segmenter process records at most (the rest go to other workers)"
     )
     stall_timeout_s: Annotated[float, Field(gt=0, le=600)] = Field(
-        default=5.0, description="no packet for this long closes the open chunk and announces an open gap"
+        default=15.0,
+        description="no packet for this long closes the open chunk and announces an open gap. Longer than a NATS "
+        "cluster's failover (a lost node's streams elect new leaders, ingest resends what was not stored: ~10 s), "
+        "so late packets are not taken for a stalled camera; a camera whose ingest died is seen sooner, by the new "
+        "session another worker starts",
     )
     fetch_batch: Annotated[int, Field(ge=1, le=10_000)] = Field(
         default=256, description="messages asked for per pull request"
