@@ -199,28 +199,35 @@ async def read_footage_log(js: JetStreamContext, settings: Settings) -> Footage:
 
     async def read() -> Footage:
         names = settings.names
-        sub = await js.pull_subscribe(names.footage("*"), stream=names.footage_stream, config=ConsumerConfig(
-            ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=30.0))
         footage = Footage()
-        try:
-            while True:
-                try:
-                    batch = await sub.fetch(500, timeout=2.0)
-                except TimeoutError:
-                    break
-                for msg in batch:
-                    item = decode_one_of(msg.data, Segment, Gap)
-                    if isinstance(item, Segment):
-                        footage.chunks.setdefault(item.camera, []).append(Announced(item, _stored_at(msg)))
-                    else:
-                        footage.gaps.setdefault(item.camera, []).append(item)
-                if batch[-1].metadata.num_pending == 0:
-                    break
-        finally:
-            await sub.unsubscribe()
+        for msg in await _read_stream(js, names.footage("*"), names.footage_stream):
+            item = decode_one_of(msg.data, Segment, Gap)
+            if isinstance(item, Segment):
+                footage.chunks.setdefault(item.camera, []).append(Announced(item, _stored_at(msg)))
+            else:
+                footage.gaps.setdefault(item.camera, []).append(item)
         return footage
 
     return await _retrying(read)
+
+
+async def _read_stream(js: JetStreamContext, subject: str, stream: str) -> list:
+    """Every message stored on `subject`, through an ephemeral consumer that acks nothing."""
+    sub = await js.pull_subscribe(subject, stream=stream, config=ConsumerConfig(
+        ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=30.0))
+    found = []
+    try:
+        while True:
+            try:
+                batch = await sub.fetch(500, timeout=2.0)
+            except TimeoutError:
+                break
+            found += batch
+            if batch[-1].metadata.num_pending == 0:
+                break
+    finally:
+        await sub.unsubscribe()
+    return found
 
 
 async def read_detections(js: JetStreamContext, settings: Settings) -> list[tuple[Detection, float]]:
@@ -228,22 +235,8 @@ async def read_detections(js: JetStreamContext, settings: Settings) -> list[tupl
 
     async def read() -> list[tuple[Detection, float]]:
         names = settings.names
-        sub = await js.pull_subscribe(names.detections("*", "*"), stream=names.detections_stream,
-                                      config=ConsumerConfig(ack_policy=AckPolicy.NONE,
-                                                            deliver_policy=DeliverPolicy.ALL, inactive_threshold=30.0))
-        found = []
-        try:
-            while True:
-                try:
-                    batch = await sub.fetch(500, timeout=2.0)
-                except TimeoutError:
-                    break
-                found += [(Detection.decode(m.data), _stored_at(m)) for m in batch]
-                if batch[-1].metadata.num_pending == 0:
-                    break
-        finally:
-            await sub.unsubscribe()
-        return found
+        return [(Detection.decode(m.data), _stored_at(m))
+                for m in await _read_stream(js, names.detections("*", "*"), names.detections_stream)]
 
     return await _retrying(read)
 
