@@ -12,6 +12,7 @@ import json
 import socket
 import struct
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import av
@@ -115,10 +116,13 @@ def decode(init: bytes, fragments: list[bytes]) -> list[av.VideoFrame]:
 
 
 async def watch(url: str, seconds: float, token: str | None = None, stop_after: int | None = None,
-                read_delay_s: float = 0.0, rcvbuf: int | None = None, **headers: str) -> Received:
-    """Watch for `seconds` (or until `stop_after` messages, or the server closes): everything received.
-    `read_delay_s` makes a slow reader; `rcvbuf` shrinks the socket's receive buffer (a loopback socket otherwise
-    takes megabytes before the server notices anything)."""
+                read_delay_s: float = 0.0, rcvbuf: int | None = None,
+                slow_until: Callable[[], Awaitable[bool]] | None = None,
+                until: Callable[[Received], bool] | None = None, **headers: str) -> Received:
+    """Watch for `seconds` (or until `stop_after` messages, `until(received)`, or the server closes): everything
+    received. `read_delay_s` makes a slow reader, until `slow_until()` says so when given (asked after each message);
+    `rcvbuf` shrinks the socket's receive buffer (a loopback socket otherwise takes megabytes before the server
+    notices anything)."""
     got = Received()
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -132,13 +136,18 @@ async def watch(url: str, seconds: float, token: str | None = None, stop_after: 
     async with websockets.connect(url, additional_headers=headers, open_timeout=10, max_size=None, sock=sock,
                                   max_queue=1 if read_delay_s else 16) as ws:
         try:
+            slow = bool(read_delay_s)
             while (left := deadline - time.monotonic()) > 0 and (stop_after is None or len(got.messages) < stop_after):
                 try:
                     message = await asyncio.wait_for(ws.recv(), left)
                 except TimeoutError:
                     break
                 got.messages.append((time.time(), json.loads(message) if isinstance(message, str) else message))
-                if read_delay_s:
+                if until is not None and until(got):
+                    break
+                if slow and slow_until is not None and await slow_until():
+                    slow = False
+                if slow:
                     await asyncio.sleep(read_delay_s)
         except websockets.ConnectionClosed:
             pass

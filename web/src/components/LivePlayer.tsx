@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, cameraPath } from "../api";
 import { closeOutcome, followLiveEdge, playable, reconnectDelayS, type Range } from "../live";
 import { liveHasSound, type ElementSound } from "../sound";
@@ -40,7 +40,8 @@ export function LivePlayer({ camera, sound, events }: { camera: string; sound: E
     made.start();
     return () => made.stop();
   }, [camera]);
-  useEffect(() => connection.current?.setSound(sound), [sound.muted, sound.volume]);
+  // a layout effect: the element is (un)muted in the same commit as the speaker button's label, never after it
+  useLayoutEffect(() => connection.current?.setSound(sound), [sound.muted, sound.volume]);
 
   const snapshot = `${cameraPath(camera)}/snapshot.jpg`;
   return (

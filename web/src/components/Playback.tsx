@@ -1,6 +1,6 @@
 import type HlsType from "hls.js/light";
 import type { LevelLoadedData } from "hls.js/light";
-import { useEffect, useRef } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef } from "preact/hooks";
 import { api, cameraPath } from "../api";
 import {
   laterNotice, nextWindowFrom, placeIn, shouldPrefetch, shouldSwap, windowFor, type PlacedSegment, type VodWindow, type WindowsAnswer,
@@ -54,7 +54,8 @@ export function Playback({ camera, request, rate, paused, sound, clock, events }
   useEffect(() => void player.current?.play(request.t), [request.serial]);
   useEffect(() => player.current?.setRate(rate), [rate]);
   useEffect(() => player.current?.setPaused(paused), [paused]);
-  useEffect(() => player.current?.setSound(sound), [sound.muted, sound.volume]);
+  // a layout effect: the element is (un)muted in the same commit as the speaker button's label, never after it
+  useLayoutEffect(() => player.current?.setSound(sound), [sound.muted, sound.volume]);
 
   return (
     <div class="cv-stage">
