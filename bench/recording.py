@@ -9,8 +9,10 @@ receipt of a chunk's last frame to its Segment event (published after the object
 With `--audio none,aac,pcmu` each camera count runs once per audio kind (the test camera's tone), the kinds side
 by side (one stack each, phases measured over the same seconds, so the shared machine's load weighs on all alike):
 AAC is copied, G.711 transcoded to AAC by ingest; ffmpeg copies both tracks (`-c copy`; G.711
-cannot go into MP4, so there it is `-c:a aac` too). `audio_adds_pct` is ours against the same
-count without audio. Those results go to recording-audio.json / .md, not over the video-only ones.
+cannot go into MP4, so there it is `-c:a aac` too). Within an audio kind's stack the measuring windows alternate
+between recording the audio and not (`audio = off`): `audio_adds_pct` is the median over those pairs. (Two stacks
+alike, side by side, differ by up to a quarter here: which stack the scheduler favours outweighs the audio.) Those
+results go to recording-audio.json / .md, not over the video-only ones.
 """
 
 import asyncio
@@ -42,7 +44,8 @@ FAILOVER_CLIP = ROOT / "assets" / "bench" / "cam-360p15.mp4"
 FPS = 15
 AUDIO_KINDS = ("aac", "aac16k", "pcmu", "pcma")  # what the RTSP test camera sends (`RtspTestCamera(audio=...)`)
 SEGMENT_SECONDS = 10
-WINDOWS = 4  # measuring windows per phase
+WINDOWS = 8  # measuring windows per phase: with audio, 4 pairs of (audio recorded, audio off)
+SWITCH_SETTLE_S = 5.0  # before each window: the cameras' new sessions (audio setting switched) settle
 
 
 def add_arguments(parser) -> None:
@@ -70,7 +73,6 @@ def run(args) -> None:
         print(f"recording benchmark: {count} camera(s), audio {', '.join(kinds)} side by side, "
               f"{args.seconds:.0f} s per phase ...", flush=True)
         rows += asyncio.run(_side_by_side(count, args.seconds, clip, kinds))
-        _with_audio_cost(rows)
         _print_table(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {"benchmark": "recording", "clip": "1920x1080 15 fps H.264 ~4 Mbit/s, 1 s GOP",
@@ -87,16 +89,6 @@ def run(args) -> None:
     print(f"wrote {RESULTS / name}.json and {name}.md")
 
 
-def _with_audio_cost(rows: list[dict]) -> None:
-    """Each audio row's CPU (ours) against the row of the same camera count without audio, in per cent: the median
-    over the measuring windows they shared."""
-    plain = {r["cameras"]: r["ours_cpu_s_per_cam_min_windows"] for r in rows if r["audio"] == "none"}
-    for r in rows:
-        base = plain.get(r["cameras"])
-        r["audio_adds_pct"] = (round(statistics.median(100 * (w - b) / b for w, b in zip(
-            r["ours_cpu_s_per_cam_min_windows"], base, strict=True)), 1) if r["audio"] != "none" and base else None)
-
-
 def markdown(result: dict) -> str:
     """The results table kept in the repository."""
     lines = [
@@ -106,8 +98,10 @@ def markdown(result: dict) -> str:
         "phase. CPU seconds per camera-minute; 'ours' = ingest + segmenter; ratio = ours / ffmpeg "
         "(`-rtsp_transport tcp -c copy -f segment -segment_time 10`, same streams, same run). Latency: last frame "
         "of a chunk received -> its Segment event (object already in S3). With several audio kinds, each runs in "
-        "its own stack side by side with the others; 'audio adds' is the median over the phase's "
-        f"{WINDOWS} shared windows of ours against the same count without audio.",
+        "its own stack side by side with the others, in windows that alternate between recording the cameras' "
+        "audio and not (camera setting `audio = off`, the camera then sends no audio): 'audio adds' is the median "
+        f"over the phase's {WINDOWS // 2} pairs of windows of ours with audio against ours without, in the same "
+        "stack; the CPU columns are the windows with audio.",
         "",
         "| cameras | audio | ours | audio adds | ingest | segmenter | nats-server | S3 (SeaweedFS) | ffmpeg | ratio | "
         "chunks | latency p50 | latency p95 |",
@@ -185,22 +179,34 @@ async def _one(count: int, seconds: float, clip: Path, audio: str | None, barrie
         await asyncio.sleep(SEGMENT_SECONDS + 2)  # let the first (partial) chunks pass
         await barrier.wait()
         sub = await nc.subscribe(settings.names.footage("*"), cb=on_footage)
-        ours = CpuMeter({
-            "ingest": [processes[0].pid], "segmenter": [processes[1].pid],
-            "nats-server": [nats.process.pid], "s3": [s3.process.pid], "camera": [camera.process.pid],
-        })
-        # The phase in windows, each begun by all kinds together: their per-window ratios, median taken, are what
-        # `audio_adds_pct` reports (the machine's load changes from one window to the next, alike for every kind).
-        windows = []
-        ours.start()
-        for _ in range(WINDOWS):
+        # The phase in windows, each begun by all kinds together. With audio, the windows alternate between
+        # recording the cameras' audio (`audio = copy`, even windows) and not (`off`, odd ones) in this same stack:
+        # `audio_adds_pct` is the median over those pairs, so the processes, the camera server and the machine's
+        # load are the same on both sides of each comparison (stacks side by side differ by more than audio costs).
+        used: dict[str, float] = {}
+        off: dict[str, float] = {}
+        windows: list[tuple[bool, float]] = []  # (recording audio, ours per camera-minute)
+        for n in range(WINDOWS):
             if windows:
                 await barrier.wait()
-            window = CpuMeter({"ingest": [processes[0].pid], "segmenter": [processes[1].pid]})
+            recording = audio is not None and n % 2 == 0
+            if audio is not None and n:  # each camera starts a new session with the setting: not measured
+                for name in names:
+                    await registry.put(CameraConfig(name=name, url=camera.url(name), detect=False,
+                                                    segment_seconds=SEGMENT_SECONDS,
+                                                    audio="copy" if recording else "off"))
+            await asyncio.sleep(SWITCH_SETTLE_S)
+            window = CpuMeter({
+                "ingest": [processes[0].pid], "segmenter": [processes[1].pid],
+                "nats-server": [nats.process.pid], "s3": [s3.process.pid], "camera": [camera.process.pid],
+            })
             window.start()
             await asyncio.sleep(seconds / WINDOWS)
-            windows.append(sum(window.stop().values()) / (count * seconds / WINDOWS / 60))
-        used = ours.stop()
+            spent = window.stop()
+            for key, value in spent.items():
+                side = used if recording or audio is None else off
+                side[key] = side.get(key, 0.0) + value
+            windows.append((recording, (spent["ingest"] + spent["segmenter"]) / (count * seconds / WINDOWS / 60)))
         await sub.unsubscribe()
         for process in processes:
             await asyncio.to_thread(process.stop)
@@ -236,23 +242,32 @@ async def _one(count: int, seconds: float, clip: Path, audio: str | None, barrie
         nats.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    camera_minutes = count * seconds / 60
+    measured = sum(1 for recording, _ in windows if recording or audio is None)
+    camera_minutes = count * seconds / WINDOWS * measured / 60
     per = {k: v / camera_minutes for k, v in used.items()}
-    ffmpeg_per = ffmpeg_used["ffmpeg"] / camera_minutes
+    ffmpeg_per = ffmpeg_used["ffmpeg"] / (count * seconds / 60)
     ordered = sorted(latencies)
+    pairs = [(windows[i][1], windows[i + 1][1]) for i in range(0, len(windows) - 1, 2)] if audio is not None else []
+    off_minutes = count * seconds / WINDOWS * (len(windows) - measured) / 60
     return {
         "cameras": count,
         "audio": audio or "none",
         "ingest_cpu_s_per_cam_min": round(per["ingest"], 4),
         "segmenter_cpu_s_per_cam_min": round(per["segmenter"], 4),
         "ours_cpu_s_per_cam_min": round(per["ingest"] + per["segmenter"], 4),
-        "ours_cpu_s_per_cam_min_windows": [round(w, 4) for w in windows],
+        "ours_cpu_s_per_cam_min_windows": [round(w, 4) for _, w in windows],
+        "ours_audio_off_cpu_s_per_cam_min": (round((off["ingest"] + off["segmenter"]) / off_minutes, 4)
+                                             if off else None),
+        "audio_adds_pct": (round(statistics.median(100 * (on - without) / without for on, without in pairs), 1)
+                           if pairs else None),
+        "audio_adds_pct_pairs": [round(100 * (on - without) / without, 1) for on, without in pairs],
         "nats_cpu_s_per_cam_min": round(per["nats-server"], 4),
         "s3_cpu_s_per_cam_min": round(per["s3"], 4),
         "ffmpeg_cpu_s_per_cam_min": round(ffmpeg_per, 4),
         "ratio_ours_to_ffmpeg": round((per["ingest"] + per["segmenter"]) / ffmpeg_per, 2) if ffmpeg_per else None,
         "chunks": len(segments),
-        "chunks_expected": int(count * seconds / SEGMENT_SECONDS),
+        # over the whole phase, settling included; with audio, every switch starts new sessions (a shorter chunk)
+        "chunks_expected": int(count * (seconds + WINDOWS * SWITCH_SETTLE_S) / SEGMENT_SECONDS),
         "latency_p50_s": round(statistics.median(ordered), 3) if ordered else None,
         "latency_p95_s": round(ordered[int(0.95 * (len(ordered) - 1))], 3) if ordered else None,
         "camera_server_cpu_s_per_cam_min": round(per["camera"], 4),

@@ -3,6 +3,7 @@
 from .camerastatus import CAMERA_STATES, ERROR_KINDS, CameraState, CameraStatus, ErrorKind
 from .events import CHANGES, EVENT_TYPES, ObjectEvent
 from .messages import (
+    AccessUnit,
     ApiSession,
     ApiToken,
     AudioTrack,
@@ -57,6 +58,7 @@ __all__ = [
     "CHANGES",
     "ERROR_KINDS",
     "EVENT_TYPES",
+    "AccessUnit",
     "ApiSession",
     "ApiToken",
     "AudioTrack",

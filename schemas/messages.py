@@ -7,6 +7,7 @@ ignored, so a newer producer can add optional fields without breaking older cons
 that older consumers cannot ignore bumps `VERSION`.
 """
 
+from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal, Self, TypeVar
 
 import msgpack
@@ -38,6 +39,8 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
     KIND: ClassVar[str]
     VERSION: ClassVar[int] = 1
+    # Older versions this one reads as they are (their maps are valid today, new fields at their defaults).
+    ALSO_READS: ClassVar[tuple[int, ...]] = ()
 
     @field_validator("camera", check_fields=False)
     @classmethod
@@ -59,7 +62,7 @@ class Message(BaseModel):
             raise SchemaError(f"expected a {cls.KIND} message, got kind {kind!r}")
         if not isinstance(version, int) or isinstance(version, bool):
             raise SchemaError(f"{cls.KIND} message without an integer version")
-        if version != cls.VERSION:
+        if version != cls.VERSION and version not in cls.ALSO_READS:
             newer = "newer" if version > cls.VERSION else "older"
             raise SchemaError(
                 f"{cls.KIND} message v{version} is {newer} than this Spectare understands (v{cls.VERSION})"
@@ -145,19 +148,55 @@ class StreamInfo(Message):
 
 
 class Packet(Message):
-    """One encoded packet, as demuxed (never decoded)."""
+    """One encoded packet, as demuxed (never decoded); for audio, consecutive AAC access units.
+
+    v2 added `sizes` (several access units in one audio packet): a v1 reader would take them for one."""
 
     KIND: ClassVar[str] = "packet"
+    VERSION: ClassVar[int] = 2
+    ALSO_READS: ClassVar[tuple[int, ...]] = (1,)
     camera: Camera
     session: str = Field(min_length=1, max_length=64)
     seq: NonNegInt = Field(description="position in the session, from 0, no holes: video and audio share it")
     track: Literal["video", "audio"] = Field(
-        default="video", description="audio: an AAC access unit of StreamInfo.audio, pts/dts/duration in its time base")
+        default="video", description="audio: AAC access units of StreamInfo.audio, pts/dts/duration in its time base")
     pts: int | None
     dts: int | None
-    duration: NonNegInt = 0
+    duration: NonNegInt = Field(default=0, description="audio: of each access unit")
     keyframe: bool
-    wall_time: float = Field(description="session anchor advanced by pts (Unix seconds)")
+    wall_time: float = Field(description="session anchor advanced by pts (Unix seconds); audio: of the first unit")
+    data: bytes
+    sizes: tuple[Annotated[int, Field(gt=0)], ...] = Field(
+        default=(), max_length=4096,
+        description="audio: the sizes of the access units back to back in `data`, unit n at pts + n * duration; "
+        "empty: `data` is one")
+
+    @model_validator(mode="after")
+    def _units_fill_data(self) -> Self:
+        if self.sizes and (self.track != "audio" or sum(self.sizes) != len(self.data) or not self.duration):
+            raise ValueError("sizes are for audio packets with a duration, and must add up to the data's length")
+        return self
+
+    def access_units(self, time_base: float) -> list["AccessUnit"]:
+        """An audio packet's access units with their times; `time_base`: StreamInfo.audio's, in seconds."""
+        pts = self.pts if self.pts is not None else self.dts
+        if not self.sizes:
+            return [AccessUnit(pts, self.duration, self.wall_time, self.data)]
+        units, at, step, data = [], 0, self.duration * time_base, self.data
+        for n, size in enumerate(self.sizes):
+            units.append(AccessUnit(None if pts is None else pts + n * self.duration, self.duration,
+                                    self.wall_time + n * step, data[at:at + size]))
+            at += size
+        return units
+
+
+@dataclass(frozen=True, slots=True)
+class AccessUnit:
+    """One audio access unit of a Packet (`Packet.access_units`)."""
+
+    pts: int | None
+    duration: int
+    wall_time: float
     data: bytes
 
 
@@ -168,6 +207,8 @@ class PacketGroup(Message):
     boundaries."""
 
     KIND: ClassVar[str] = "packet_group"
+    VERSION: ClassVar[int] = 2  # its packets' version
+    ALSO_READS: ClassVar[tuple[int, ...]] = (1,)
     camera: Camera
     session: str = Field(min_length=1, max_length=64)
     packets: tuple[Packet, ...] = Field(min_length=1, max_length=10_000)

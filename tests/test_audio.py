@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ingest.audio import AudioPath
+from services.ingest.audio import AudioPath, TimedAudio
 from services.ingest.interleave import TrackMerger
-from services.ingest.media import AudioInfo, AudioUnit
+from services.ingest.media import AudioInfo, AudioUnits
 from services.ingest.rtp import Depacketizer, InterleavedReader
 from services.ingest.rtpaudio import AacDepacketizer, UnsupportedAudio, aac_config, rtp_audio
 from services.ingest.rtsp import RtspSource
@@ -67,8 +67,22 @@ def _hbr(*units: bytes, sizes: list[int] | None = None, deltas: list[int] | None
 def test_aac_hbr_payloads_give_their_access_units(payloads, units, bad):
     depacketizer = AacDepacketizer(aac_config({k.lower(): v for k, v in HBR.items()}))
     _push(depacketizer, payloads)
-    assert [(u.timestamp, u.data) for u in depacketizer.pending] == units
+    assert _units(depacketizer.pending) == units
     assert depacketizer.stats.bad_payloads == bad
+
+
+def _units(runs) -> list[tuple[int, bytes]]:
+    """(timestamp, data) of each unit of the depacketizer's runs."""
+    return [(run.timestamp + n * run.duration, data) for run in runs for n, data in enumerate(run.units)]
+
+
+def test_units_read_together_travel_as_runs_broken_where_time_jumps():
+    depacketizer = AacDepacketizer(aac_config({k.lower(): v for k, v in HBR.items()}))
+    # a sample late (a camera's RTP clock rounding) still follows on; a jump of more than 1/16 unit starts a new run
+    _push(depacketizer, [(_hbr(b"a"), 0, True), (_hbr(b"b", b"c"), 1024, True), (_hbr(b"d"), 9000, True),
+                         (_hbr(b"e"), 10025, True), (_hbr(b"f"), 11047, True), (_hbr(b"g"), 12200, True)])
+    assert [(r.timestamp, r.duration, r.units) for r in depacketizer.pending] == [
+        (0, 1024, [b"a", b"b", b"c"]), (9000, 1024, [b"d", b"e", b"f"]), (12200, 1024, [b"g"])]
 
 
 @given(st.binary(max_size=40))
@@ -94,7 +108,7 @@ def test_a_fragmented_access_unit_missing_a_piece_is_dropped_and_counted():
         if seq != 1:
             depacketizer.push(memoryview(payload), 0, marker, seq)
     depacketizer.push(memoryview(_hbr(b"next")), 1024, True, 3)
-    assert [u.data for u in depacketizer.pending] == [b"next"]
+    assert [data for _, data in _units(depacketizer.pending)] == [b"next"]
     assert (depacketizer.stats.lost_packets, depacketizer.stats.dropped_units) == (1, 1)
 
 
@@ -110,8 +124,7 @@ def test_real_aac_through_the_packetizer_and_the_interleaved_reader():
                       for p, m in aac_hbr([u]))
     for at in range(0, len(stream), 333):  # split anywhere
         reader.feed(stream[at:at + 333])
-    assert [u.data for u in audio.depacketizer.pending] == units
-    assert [u.timestamp for u in audio.depacketizer.pending] == [i * 1024 for i in range(len(units))], "past the wrap"
+    assert _units(audio.depacketizer.pending) == [(i * 1024, u) for i, u in enumerate(units)], "past the wrap"
     reader.feed(interleave([(units[0], 7, True, len(units))], 96, 2))  # the video's payload type, on audio's channel
     assert audio.depacketizer.stats.wrong_payload_type == 1
 
@@ -145,14 +158,15 @@ def _video(wall: float, key: bool = False) -> TimedPacket:
     return TimedPacket(round(wall * 90000), round(wall * 90000), 6000, key, b"v", wall)
 
 
-def _audio(wall: float):
-    from services.ingest.audio import TimedAudio
-    return TimedAudio(round(wall * 48000), 1024, b"a", wall)
+def _audio(wall: float, units: int = 1):
+    """A run of `units` units of 0.01 s from `wall`."""
+    return TimedAudio(round(wall * 48000), 480, (b"a",) * units, wall, 48000)
 
 
 def _order(merged) -> list[str]:
-    return [f"{'K' if m.video.keyframe else 'v'}{m.video.wall_time:g}" if m.video else f"a{m.audio.wall_time:g}"
-            for m in merged]
+    """Each packet released: v/K<wall> for video, a<wall of each unit> for an audio run (a0.1+0.11: one run)."""
+    return [f"{'K' if m.video.keyframe else 'v'}{m.video.wall_time:g}" if m.video else
+            "a" + "+".join(f"{m.audio.wall_at(n):.3g}" for n in range(len(m.audio.units))) for m in merged]
 
 
 @pytest.mark.parametrize(("arrivals", "order"), [
@@ -166,15 +180,25 @@ def _order(merged) -> list[str]:
     ([("a", 0.5), ("K", 1.0), ("v", 1.2), ("v", 1.5)], ["a0.5", "K1", "v1.2", "v1.5"]),
     # the video stops: audio goes after max_wait_s of audio
     ([("v", 0.1), ("a", 0.2), ("a", 0.5), ("a", 0.75)], ["v0.1", "a0.2"]),
+    # a run across a keyframe is split at it: the units before go first, the rest after it
+    ([("v", 0.95), ("K", 1.0), ("a3", 0.98), ("v", 1.05)], ["v0.95", "a0.98+0.99", "K1", "a1", "v1.05"]),
+    # a run the video has only partly reached: the units it has reached go, the rest waits for it
+    ([("v", 0.9), ("a3", 0.9), ("v", 0.95)], ["v0.9", "a0.9", "a0.91+0.92", "v0.95"]),
 ])
 def test_audio_falls_on_its_side_of_every_keyframe(arrivals, order):
     merger = TrackMerger(max_wait_s=0.5)
     out = []
     for kind, wall in arrivals:
-        out += merger.audio([_audio(wall)]) if kind == "a" else merger.video([_video(wall, kind == "K")])
+        if kind.startswith("a"):
+            out += merger.audio([_audio(wall, int(kind[1:] or 1))])
+        else:
+            out += merger.video([_video(wall, kind == "K")])
     assert _order(out) == order
     rest = _order(merger.drain())
-    assert sorted(_order(out) + rest) == sorted(f"{k if k != 'K' else 'K'}{w:g}" for k, w in arrivals)
+    units = [u for item in _order(out) + rest for u in (item[1:].split("+") if item[0] == "a" else [item])]
+    assert sorted(units) == sorted(
+        f"{k}{w:g}" if k in "vK" else f"{w + n / 100:.3g}" for k, w in arrivals for n in range(int(k[1:] or 1)
+                                                                                             if k[0] == "a" else 1))
 
 
 # -- G.711 -> AAC (PyAV) ---------------------------------------------------------------------------------------
@@ -184,17 +208,19 @@ def test_g711_is_transcoded_to_continuous_aac_with_holes_filled():
     info = AudioInfo("pcm_mulaw", 8000, 1, Fraction(1, 8000), b"", shared_timeline=False)
     path = AudioPath(info)
     assert path.track.codec == "aac" and path.track.time_base == (1, 8000) and len(path.track.extradata) >= 2
-    out = []
+    runs = []
     for at in range(0, len(g711) - 160, 160):
         if at // 160 in (30, 31):  # two packets lost: 40 ms of silence keeps later audio at its time
             continue
-        out += path.push(AudioUnit(5000 + at, 160, g711[at:at + 160], 100.0), None)
-    assert [p.pts for p in out] == [out[0].pts + i * 1024 for i in range(len(out))], "no hole, no overlap"
-    assert out[0].wall_time == pytest.approx(100.0 + out[0].pts / 8000 - 5000 / 8000)
+        runs += path.push(AudioUnits(5000 + at, 160, (g711[at:at + 160],), 100.0), None)
+    out = [(run.pts + n * run.duration, run.wall_at(n), data) for run in runs for n, data in enumerate(run.units)]
+    assert all(run.duration == 1024 for run in runs)
+    assert [pts for pts, _, _ in out] == [out[0][0] + i * 1024 for i in range(len(out))], "no hole, no overlap"
+    assert out[0][1] == pytest.approx(100.0 + out[0][0] / 8000 - 5000 / 8000)
     assert len(out) >= (len(g711) - 2 * 1024) // 1024
     decoder = av.CodecContext.create("aac", "r")
     decoder.extradata = path.track.extradata
-    samples = sum(f.samples for p in out for f in decoder.decode(av.Packet(p.data)))
+    samples = sum(f.samples for _, _, data in out for f in decoder.decode(av.Packet(data)))
     assert samples >= (len(out) - 2) * 1024
 
 
@@ -313,7 +339,8 @@ async def test_audio_garbage_is_counted_logged_once_and_the_video_goes_on(camera
             video = audio = 0
             while video < 3 * FPS:  # 3 s
                 packet = await asyncio.wait_for(source.next(), 10)
-                audio, video = (audio + 1, video) if isinstance(packet, AudioUnit) else (audio, video + 1)
+                audio, video = ((audio + len(packet.units), video) if isinstance(packet, AudioUnits)
+                                 else (audio, video + 1))
             losses = source.losses()
         finally:
             await source.close()

@@ -94,7 +94,7 @@ def _raw(message) -> dict:
 @pytest.mark.parametrize(
     ("mutate", "error"),
     [
-        (lambda r: r.update(v=2), "v2 is newer than this Spectare understands"),
+        (lambda r: r.update(v=3), "v3 is newer than this Spectare understands"),
         (lambda r: r.update(v=0), "v0 is older"),
         (lambda r: r.pop("v"), "without an integer version"),
         (lambda r: r.update(v="1"), "without an integer version"),
@@ -104,6 +104,7 @@ def _raw(message) -> dict:
         (lambda r: r.update(seq="12"), "seq: Input should be a valid integer"),
         (lambda r: r.update(camera="Bad Name"), "invalid camera name"),
         (lambda r: r.update(data="text"), "data: Input should be a valid bytes"),
+        (lambda r: r.update(sizes=[1, 2]), "sizes are for audio packets"),  # a video packet
     ],
 )
 def test_invalid_packets_raise_one_clear_error(mutate, error):
@@ -111,6 +112,35 @@ def test_invalid_packets_raise_one_clear_error(mutate, error):
     mutate(raw)
     with pytest.raises(SchemaError, match=error):
         Packet.decode(msgpack.packb(raw, use_bin_type=True))
+
+
+def _audio_run(**fields) -> Packet:
+    return Packet.create(**{"camera": "porch", "session": "1a-0", "seq": 9, "track": "audio", "pts": 2048,
+                            "dts": 2048, "duration": 1024, "keyframe": False, "wall_time": 100.0, "data": b"abcdef",
+                            "sizes": (1, 2, 3), **fields})
+
+
+def test_an_audio_packet_carries_several_access_units_with_their_times():
+    units = _audio_run().access_units(1 / 48000)
+    assert [(u.pts, u.data) for u in units] == [(2048, b"a"), (3072, b"bc"), (4096, b"def")]
+    assert [u.wall_time for u in units] == pytest.approx([100.0, 100.0 + 1024 / 48000, 100.0 + 2048 / 48000])
+    assert [(u.pts, u.data) for u in _audio_run(sizes=()).access_units(1 / 48000)] == [(2048, b"abcdef")]
+
+
+@pytest.mark.parametrize("fields", [{"sizes": (1, 2)}, {"sizes": (1, 2, 4)}, {"duration": 0}, {"sizes": (0, 6)}])
+def test_audio_unit_sizes_must_fill_the_data_exactly(fields):
+    with pytest.raises(SchemaError, match="sizes"):
+        _audio_run(**fields)
+
+
+def test_a_v1_packet_group_still_decodes_its_packets_as_single_units():
+    group = PacketGroup(camera="porch", session="1a-0", packets=(_audio_run(sizes=()),))
+    raw = _raw(group)
+    raw["v"] = 1
+    for packet in raw["packets"]:
+        del packet["sizes"]
+    old = PacketGroup.decode(msgpack.packb(raw, use_bin_type=True))
+    assert old == group and old.packets[0].access_units(1 / 48000)[0].data == b"abcdef"
 
 
 def test_unknown_fields_from_a_newer_producer_are_ignored():

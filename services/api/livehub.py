@@ -321,7 +321,7 @@ class Feed:
                 return
         fragment = self._muxer.fragment(packets)
         if fragment.audio_dropped:
-            self._complain("audio-dropped", f"left out {fragment.audio_dropped} audio packets from before the stream's "
+            self._complain("audio-dropped", f"left out {fragment.audio_dropped} audio frames from before the stream's "
                            "start or going back in time (counted in spectare_api_live_bad_messages)")
         if not fragment.data:
             return

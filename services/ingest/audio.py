@@ -22,7 +22,7 @@ from av.audio.codeccontext import AudioCodecContext
 
 from spectare.schemas import AudioTrack
 
-from .media import AudioInfo, AudioUnit
+from .media import AudioInfo, AudioUnits
 from .rtpaudio import AAC_FRAME_SAMPLES
 
 G711_AAC_BIT_RATE = 32000
@@ -33,10 +33,25 @@ _MAX_SILENCE_S = 1.0
 
 @dataclass(frozen=True, slots=True)
 class TimedAudio:
-    pts: int  # samples
-    duration: int  # samples
-    data: bytes  # one raw AAC access unit
-    wall_time: float
+    """Raw AAC access units back to back, on the session's wall clock: unit n at `pts + n * duration` samples."""
+
+    pts: int  # samples, of the first
+    duration: int  # samples, of each
+    units: tuple[bytes, ...]
+    wall_time: float  # of the first
+    rate: int  # samples a second
+
+    def wall_at(self, n: int) -> float:
+        return self.wall_time + n * self.duration / self.rate
+
+    @property
+    def last_wall(self) -> float:
+        return self.wall_at(len(self.units) - 1)
+
+    def split(self, n: int) -> tuple["TimedAudio", "TimedAudio"]:
+        """The first `n` units, and the rest (0 < n < len(units))."""
+        return (TimedAudio(self.pts, self.duration, self.units[:n], self.wall_time, self.rate),
+                TimedAudio(self.pts + n * self.duration, self.duration, self.units[n:], self.wall_at(n), self.rate))
 
 
 class AudioError(Exception):
@@ -44,7 +59,7 @@ class AudioError(Exception):
 
 
 class AudioPath:
-    """Audio units of one session -> TimedAudio, in order."""
+    """Audio units of one session -> TimedAudio runs, in order."""
 
     def __init__(self, info: AudioInfo) -> None:
         self.info = info
@@ -64,29 +79,37 @@ class AudioPath:
         """Whether the audio's place on the wall clock is fixed (later pushes need no video anchor)."""
         return self._anchor is not None
 
-    def push(self, unit: AudioUnit, video_anchor: tuple[float, float] | None) -> list[TimedAudio]:
+    def push(self, units: AudioUnits, video_anchor: tuple[float, float] | None) -> list[TimedAudio]:
         """`video_anchor`: (wall time, media seconds) of the video's first timed packet, None until there is one."""
-        samples = round(unit.pts * self._scale)
+        samples = round(units.pts * self._scale)
         if self._anchor is None:
             if self.info.shared_timeline:
                 if video_anchor is None:
-                    self.dropped_before_video += 1
+                    self.dropped_before_video += len(units.units)
                     return []
                 wall, seconds = video_anchor
                 self._anchor = (wall, round(Fraction(seconds) * self.rate))
             else:
-                self._anchor = (unit.received, samples)
+                self._anchor = (units.received, samples)
+        duration = round(units.duration * self._scale)
         if self._transcoder is None:
-            duration = round(unit.duration * self._scale) if unit.duration else AAC_FRAME_SAMPLES
-            return [self._timed(samples, duration, unit.data)]
-        out = [self._timed(pts, AAC_FRAME_SAMPLES, data) for pts, data in self._transcoder.push(samples, unit.data)]
-        self.transcoded += len(out)
+            return [self._timed(samples, duration or AAC_FRAME_SAMPLES, units.units)]
+        encoded: list[tuple[int, bytes]] = []
+        for n, data in enumerate(units.units):
+            encoded += self._transcoder.push(samples + n * duration, data)
+        self.transcoded += len(encoded)
+        out: list[TimedAudio] = []
+        frame, start = self._transcoder.frame, 0  # the encoder's frames, in runs of consecutive ones
+        for n in range(1, len(encoded) + 1):
+            if n == len(encoded) or encoded[n][0] != encoded[n - 1][0] + frame:
+                out.append(self._timed(encoded[start][0], frame, tuple(d for _, d in encoded[start:n])))
+                start = n
         return out
 
-    def _timed(self, pts: int, duration: int, data: bytes) -> TimedAudio:
+    def _timed(self, pts: int, duration: int, units: tuple[bytes, ...]) -> TimedAudio:
         assert self._anchor is not None
         wall, origin = self._anchor
-        return TimedAudio(pts, duration, data, wall + (pts - origin) / self.rate)
+        return TimedAudio(pts, duration, units, wall + (pts - origin) / self.rate, self.rate)
 
 
 class _G711ToAac:

@@ -6,10 +6,11 @@ packets after it wait at most `group_max_s` to travel together) with
 `Nats-Msg-Id: <cam>:<session>:<first seq>`, and every keyframe, self-contained, on
 `cams.<cam>.keyframes` with `Nats-Msg-Id: <cam>:<session>:<seq>` (formats in `spectare.schemas.msgids`).
 
-Audio (camera setting `audio = copy`) travels on `cams.<cam>.packets` too, `track="audio"`, in the same groups:
-video and audio share the session's one seq space (so a group's Msg-Id, its first seq, stays unique, and a hole is a
-hole whichever track it hit), and `interleave.TrackMerger` orders them so that every audio packet falls on its side
-of every keyframe, where the segmenter cuts.
+Audio (camera setting `audio = copy`) travels on `cams.<cam>.packets` too, `track="audio"`, in the same groups,
+several access units to a packet (those read together: `Packet.sizes`): video and audio share the session's one seq
+space (so a group's Msg-Id, its first seq, stays unique, and a hole is a hole whichever track it hit), and
+`interleave.TrackMerger` orders them so that every audio unit falls on its side of every keyframe, where the
+segmenter cuts (a run that straddles one is split there).
 """
 
 import asyncio
@@ -39,7 +40,7 @@ from spectare.schemas import (
 from .audio import AudioError, AudioPath, TimedAudio
 from .failures import failure_kind
 from .interleave import Merged, TrackMerger
-from .media import AudioUnit, Source, SourceEnded, SourceInfo
+from .media import AudioUnits, Source, SourceEnded, SourceInfo
 from .publisher import OrderedPublisher, PublishFailed
 from .readahead import ReadAhead
 from .reorder import DecodeTimes, ReorderDepthExceeded, declared_depth
@@ -167,10 +168,10 @@ class CameraIngest:
             log.warning("camera %s: its audio is not recorded (%s); recording video only", self.camera, reason)
         return path
 
-    def _arrivals(self, item: RawPacket | AudioUnit, clock: SessionClock, audio: AudioPath | None,
+    def _arrivals(self, item: RawPacket | AudioUnits, clock: SessionClock, audio: AudioPath | None,
                   merger: TrackMerger | None) -> list[Merged]:
         """What one packet from the camera releases for publishing, in order."""
-        if isinstance(item, AudioUnit):
+        if isinstance(item, AudioUnits):
             if audio is None or merger is None:
                 return []
             anchor = None if clock.anchor is None or audio.anchored else (clock.anchor[0],
@@ -212,7 +213,7 @@ class CameraIngest:
                         group.add(_audio_packet(cam, session, seq, out.audio))
                         if group.full():
                             await group.send(publisher, packets_subject)
-                        self.counters["audio_packets"] += 1
+                        self.counters["audio_packets"] += len(out.audio.units)
                         seq += 1
                         continue
                     timed = out.video
@@ -281,8 +282,12 @@ class _Group:
 
 
 def _audio_packet(camera: str, session: str, seq: int, audio: TimedAudio) -> Packet:
+    """One packet for the run: its units back to back (a packet costs more than a unit, ~50 units a second)."""
+    units = audio.units
     return Packet(camera=camera, session=session, seq=seq, track="audio", pts=audio.pts, dts=audio.pts,
-                  duration=audio.duration, keyframe=False, wall_time=audio.wall_time, data=audio.data)
+                  duration=audio.duration, keyframe=False, wall_time=audio.wall_time,
+                  data=units[0] if len(units) == 1 else b"".join(units),
+                  sizes=() if len(units) == 1 else tuple(map(len, units)))
 
 
 def _video_track(info: SourceInfo) -> VideoTrack:

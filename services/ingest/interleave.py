@@ -21,7 +21,7 @@ _NEVER = float("-inf")
 
 @dataclass(frozen=True, slots=True)
 class Merged:
-    """One packet released for publishing: exactly one of `video` and `audio` is set."""
+    """One video packet or audio run released for publishing: exactly one of `video` and `audio` is set."""
 
     video: TimedPacket | None = None
     audio: TimedAudio | None = None
@@ -41,10 +41,10 @@ class TrackMerger:
             self._video_seen = max(self._video_seen, packet.wall_time)
         return self._release()
 
-    def audio(self, packets: list[TimedAudio]) -> list[Merged]:
-        for packet in packets:
-            self._audio.append(packet)
-            self._audio_seen = max(self._audio_seen, packet.wall_time)
+    def audio(self, runs: list[TimedAudio]) -> list[Merged]:
+        for run in runs:
+            self._audio.append(run)
+            self._audio_seen = max(self._audio_seen, run.last_wall)
         return self._release()
 
     def drain(self) -> list[Merged]:
@@ -57,8 +57,15 @@ class TrackMerger:
         video, audio = self._video, self._audio
         while True:
             cut = video[0].wall_time if video and video[0].keyframe else None
-            while audio and (cut is None or audio[0].wall_time < cut) and self._audio_ready(audio[0]):
-                out.append(Merged(audio=audio.popleft()))
+            while audio:
+                ready = self._audio_ready(audio[0], cut)
+                if ready == len(audio[0].units):
+                    out.append(Merged(audio=audio.popleft()))
+                    continue
+                if ready:  # a run split where it meets the keyframe, or where the video has got to
+                    first, audio[0] = audio[0].split(ready)
+                    out.append(Merged(audio=first))
+                break
             if not video:
                 return out
             head = video[0]
@@ -67,8 +74,17 @@ class TrackMerger:
                     return out
             out.append(Merged(video=video.popleft()))
 
-    def _audio_ready(self, packet: TimedAudio) -> bool:
-        return self._video_seen >= packet.wall_time or self._audio_seen - packet.wall_time >= self.max_wait_s
+    def _audio_ready(self, run: TimedAudio, cut: float | None) -> int:
+        """How many of the run's first units may go: those before the cut whose time the video has reached, or that
+        the audio is `max_wait_s` past."""
+        reached = max(self._video_seen, self._audio_seen - self.max_wait_s)
+        ready = 0
+        for n in range(len(run.units)):
+            wall = run.wall_at(n)
+            if wall > reached or (cut is not None and wall >= cut):
+                break
+            ready += 1
+        return ready
 
     def _keyframe_ready(self, keyframe: TimedPacket) -> bool:
         return self._audio_seen >= keyframe.wall_time or self._video_seen - keyframe.wall_time >= self.max_wait_s

@@ -19,21 +19,26 @@ class AudioInfo:
     codec: str  # FFmpeg name: aac, pcm_mulaw, pcm_alaw
     sample_rate: int
     channels: int
-    time_base: Fraction  # of AudioUnit.pts
+    time_base: Fraction  # of AudioUnits.pts
     extradata: bytes  # AAC: the AudioSpecificConfig
-    # Whether AudioUnit.pts and the video's pts count from one origin (FFmpeg lines its streams up, from RTCP for
+    # Whether AudioUnits.pts and the video's pts count from one origin (FFmpeg lines its streams up, from RTCP for
     # RTSP); otherwise each RTP clock starts anywhere and the audio is placed by its own first packet's receipt.
     shared_timeline: bool
 
 
 @dataclass(frozen=True, slots=True)
-class AudioUnit:
-    """One audio packet as the camera gave it: an AAC access unit, or a run of G.711 samples."""
+class AudioUnits:
+    """Audio packets as the camera gave them, back to back in time, read together: AAC access units, or G.711
+    sample runs; unit n starts at `pts + n * duration`."""
 
-    pts: int  # in AudioInfo.time_base
-    duration: int  # in AudioInfo.time_base; 0 when unknown
-    data: bytes
+    pts: int  # of the first, in AudioInfo.time_base
+    duration: int  # of each, in AudioInfo.time_base; 0 when unknown (then there is one unit)
+    units: tuple[bytes, ...]
     received: float  # wall clock at receipt
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self.units))
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class Source(Protocol):
 
     info: SourceInfo
 
-    async def next(self) -> RawPacket | AudioUnit:
+    async def next(self) -> RawPacket | AudioUnits:
         """The next packet (video, or audio when `info.audio`); raises SourceEnded when the connection is over."""
 
     async def close(self) -> None: ...

@@ -11,7 +11,7 @@ so timing is the camera's, not the bus's.
 import asyncio
 import contextlib
 
-from .media import AudioUnit, RawPacket, Source, SourceInfo
+from .media import AudioUnits, RawPacket, Source, SourceInfo
 
 
 class ReadAhead:
@@ -22,17 +22,17 @@ class ReadAhead:
         self.info: SourceInfo = source.info
         self.max_bytes = max_bytes
         self.buffered_bytes = 0
-        self._items: asyncio.Queue[RawPacket | AudioUnit | Exception] = asyncio.Queue()
+        self._items: asyncio.Queue[RawPacket | AudioUnits | Exception] = asyncio.Queue()
         self._room = asyncio.Event()
         self._room.set()
         self._reader = asyncio.create_task(self._read(), name="ingest-read-ahead")
 
-    async def next(self) -> RawPacket | AudioUnit:
+    async def next(self) -> RawPacket | AudioUnits:
         item = await self._items.get()
         if isinstance(item, Exception):  # how the connection ended (SourceEnded, UnsupportedStream, ...), in order
             self._items.put_nowait(item)  # every later call ends the same way
             raise item
-        self.buffered_bytes -= len(item.data)
+        self.buffered_bytes -= _size(item)
         if self.buffered_bytes < self.max_bytes:
             self._room.set()
         return item
@@ -51,9 +51,13 @@ class ReadAhead:
             while True:
                 await self._room.wait()
                 item = await self.source.next()
-                self.buffered_bytes += len(item.data)
+                self.buffered_bytes += _size(item)
                 if self.buffered_bytes >= self.max_bytes:
                     self._room.clear()
                 self._items.put_nowait(item)
         except Exception as exc:  # noqa: BLE001 - handed to the reader of `next`, after what came before it
             self._items.put_nowait(exc)
+
+
+def _size(item: RawPacket | AudioUnits) -> int:
+    return item.size if isinstance(item, AudioUnits) else len(item.data)

@@ -25,10 +25,29 @@ class UnsupportedAudio(Exception):
 
 
 @dataclass(slots=True)
-class RtpAudioUnit:
-    timestamp: int  # RTP timestamp, extended past 32-bit wrap-around, relative to the first packet
-    duration: int  # clock-rate units
-    data: bytes
+class RtpAudioRun:
+    """Audio units back to back in time: unit n at `timestamp + n * duration`. A camera sends ~50 a second, so they
+    travel on in runs (one per socket read, typically) rather than one by one."""
+
+    timestamp: int  # RTP timestamp of the first, extended past 32-bit wrap-around, relative to the first packet
+    duration: int  # of each, clock-rate units
+    units: list[bytes]
+
+
+# A unit within 1/16 of its duration of where the run it follows has it (cameras' RTP audio clocks jitter by a sample
+# or so: 1024 samples at 48 kHz stamped from a nanosecond clock) joins that run there.
+_JITTER_FRACTION = 16
+
+
+def _add_unit(pending: list[RtpAudioRun], timestamp: int, duration: int, data: bytes) -> None:
+    """A unit onto the last run when it starts where that run ends (with the same duration), else a new run."""
+    if pending:
+        last = pending[-1]
+        if last.duration == duration and \
+                abs(last.timestamp + duration * len(last.units) - timestamp) <= duration // _JITTER_FRACTION:
+            last.units.append(data)
+            return
+    pending.append(RtpAudioRun(timestamp, duration, [data]))
 
 
 @dataclass
@@ -157,11 +176,11 @@ class _Clock:
 
 
 class AacDepacketizer:
-    """RFC 3640 payloads -> raw AAC access units in `pending`."""
+    """RFC 3640 payloads -> runs of raw AAC access units in `pending`."""
 
     def __init__(self, config: AacConfig) -> None:
         self.config = config
-        self.pending: list[RtpAudioUnit] = []
+        self.pending: list[RtpAudioRun] = []
         self.stats = AudioDepacketizerStats()
         self._clock = _Clock(self.stats)
         self._fragment: list[bytes] | None = None  # of an access unit arriving in several packets
@@ -195,9 +214,9 @@ class AacDepacketizer:
         if data_at + sum(sizes) > len(payload) or 0 in sizes:
             self.stats.bad_payloads += 1
             return
-        step, pos = self.config.frame_samples, data_at
+        step, pos, pending = self.config.frame_samples, data_at, self.pending
         for size, position in headers:
-            self.pending.append(RtpAudioUnit(timestamp + position * step, step, bytes(payload[pos:pos + size])))
+            _add_unit(pending, timestamp + position * step, step, bytes(payload[pos:pos + size]))
             pos += size
 
     def _continue(self, piece: memoryview, marker: int) -> None:
@@ -210,7 +229,7 @@ class AacDepacketizer:
             if len(unit) != self._fragment_size:
                 self.stats.bad_payloads += 1
                 return
-            self.pending.append(RtpAudioUnit(self._fragment_ts, self.config.frame_samples, unit))
+            _add_unit(self.pending, self._fragment_ts, self.config.frame_samples, unit)
 
     def _headers(self, payload: memoryview) -> tuple[list[tuple[int, int]], int]:
         """[(AU size, AU position in frames from the packet's timestamp)], offset of the first AU's data."""
@@ -265,11 +284,12 @@ class AacDepacketizer:
 
 
 class G711Depacketizer:
-    """PCMU/PCMA payloads (one byte per sample, RFC 3551) -> sample runs in `pending`."""
+    """PCMU/PCMA payloads (one byte per sample, RFC 3551) -> runs of their samples (one unit a packet) in
+    `pending`."""
 
     def __init__(self, channels: int = 1) -> None:
         self.channels = max(channels, 1)
-        self.pending: list[RtpAudioUnit] = []
+        self.pending: list[RtpAudioRun] = []
         self.stats = AudioDepacketizerStats()
         self._clock = _Clock(self.stats)
 
@@ -278,7 +298,7 @@ class G711Depacketizer:
         if len(payload) % self.channels:
             self.stats.bad_payloads += 1
             return
-        self.pending.append(RtpAudioUnit(timestamp, len(payload) // self.channels, bytes(payload)))
+        _add_unit(self.pending, timestamp, len(payload) // self.channels, bytes(payload))
 
 
 AudioDepacketizer = AacDepacketizer | G711Depacketizer

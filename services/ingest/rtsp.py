@@ -27,7 +27,7 @@ from spectare.core.redact import redact
 
 from . import sdp
 from .failures import OpenFailed, os_error_kind, os_error_text, rtsp_status_kind
-from .media import VIDEO_CODECS, AudioInfo, AudioUnit, SourceEnded, SourceInfo
+from .media import VIDEO_CODECS, AudioInfo, AudioUnits, SourceEnded, SourceInfo
 from .paramsets import (
     H264_SPS,
     H265_SPS,
@@ -292,7 +292,7 @@ class RtspSource:
         self.keepalive_method, self.keepalive_s = keepalive
         self.read_timeout_s = read_timeout_s
         self.read_interval_s = read_interval_s
-        self._ready: deque[RawPacket | AudioUnit] = deque()
+        self._ready: deque[RawPacket | AudioUnits] = deque()
         self._audio_garbage_said = False
         self._last_read = 0.0
         self._last_packet = time.monotonic()
@@ -381,7 +381,7 @@ class RtspSource:
                                  fps=video.framerate or shape.fps, audio=audio_info, audio_skipped=audio_skipped)
         return source
 
-    async def next(self) -> RawPacket | AudioUnit:
+    async def next(self) -> RawPacket | AudioUnits:
         while not self._ready:
             await self._read()
         return self._ready.popleft()
@@ -440,8 +440,8 @@ class RtspSource:
     def _audio(self, received: float) -> None:
         audio = self.reader.audio
         assert audio is not None
-        for unit in audio.pending:
-            self._ready.append(AudioUnit(unit.timestamp, unit.duration, unit.data, received))
+        for run in audio.pending:
+            self._ready.append(AudioUnits(run.timestamp, run.duration, tuple(run.units), received))
         audio.pending.clear()
         stats = audio.stats
         if (stats.bad_payloads or stats.wrong_payload_type) and not self._audio_garbage_said:

@@ -3,8 +3,8 @@
 Used for what Spectare's own RTSP client (rtsp.py) does not read: other URL schemes, and streams it
 hands back as unsupported.
 
-Audio packets (AAC, G.711) are demuxed beside the video and handed over as `AudioUnit`s, their pts on the video's
-timeline (FFmpeg lines its streams up; for RTSP from the RTCP sender reports).
+Audio packets (AAC, G.711) are demuxed beside the video and handed over one by one as `AudioUnits`, their pts on
+the video's timeline (FFmpeg lines its streams up; for RTSP from the RTCP sender reports).
 
 The reader thread hands packets to the event loop through a bounded queue, so a slow publisher
 slows reading (TCP back-pressure to the camera) instead of growing memory.
@@ -22,7 +22,7 @@ import av
 from spectare.core.redact import redact
 
 from .failures import OpenFailed, ffmpeg_error_kind
-from .media import AUDIO_CODECS, VIDEO_CODECS, AudioInfo, AudioUnit, SourceEnded, SourceInfo
+from .media import AUDIO_CODECS, VIDEO_CODECS, AudioInfo, AudioUnits, SourceEnded, SourceInfo
 from .timing import RawPacket
 
 log = logging.getLogger(__name__)
@@ -65,11 +65,11 @@ class FfmpegSource:
                     return
                 if packet.size == 0:
                     continue  # the demuxer's end-of-stream flush packet
-                raw: RawPacket | AudioUnit
+                raw: RawPacket | AudioUnits
                 if packet.stream is not stream:
                     if packet.pts is None:
                         continue  # an audio packet with no time cannot be placed
-                    raw = AudioUnit(packet.pts, packet.duration or 0, bytes(packet), time.time())
+                    raw = AudioUnits(packet.pts, packet.duration or 0, (bytes(packet),), time.time())
                 else:
                     raw = RawPacket(packet.pts, packet.dts, packet.duration or 0, packet.is_keyframe,
                                     bytes(packet), time.time())
@@ -99,7 +99,7 @@ class FfmpegSource:
                 return False
         return True
 
-    async def next(self) -> RawPacket | AudioUnit:
+    async def next(self) -> RawPacket | AudioUnits:
         while True:
             with self._lock:
                 if self._items:

@@ -28,12 +28,13 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from operator import itemgetter
 from typing import TypeGuard
 
 import av
 
 from spectare.media.fmp4 import FRAGMENTED_MP4_OPTIONS
-from spectare.schemas import Packet
+from spectare.schemas import AccessUnit, Packet
 
 from .chunker import ChunkPlan
 
@@ -51,8 +52,8 @@ class RemuxError(Exception):
 class Remuxed:
     data: bytes
     frames: int
-    audio_packets: int
-    audio_dropped: int  # audio packets left out (codec not muxable, or before the first frame)
+    audio_packets: int  # audio frames (AAC access units) muxed
+    audio_dropped: int  # audio frames left out (codec not muxable, or before the first frame)
 
 
 class Remuxer:
@@ -115,11 +116,12 @@ class Remuxer:
         first = next((p for p in plan.packets if p.track == "audio"), None)
         if audio is None or audio.codec != "aac" or first is None:
             return None
-        adts = _adts_header(audio.extradata, len(first.data))
+        unit = first.access_units(float(Fraction(*audio.time_base)))[0].data
+        adts = _adts_header(audio.extradata, len(unit))
         if adts is None:
             return None
         try:
-            source = av.open(io.BytesIO(adts + first.data), "r", format="aac", options=_PROBE_OPTIONS)
+            source = av.open(io.BytesIO(adts + unit), "r", format="aac", options=_PROBE_OPTIONS)
         except (av.FFmpegError, ValueError):
             return None
         self._sources.append(source)
@@ -141,27 +143,25 @@ class Remuxer:
             vstream.time_base = vtb
             if info.video.extradata:
                 vstream.codec_context.extradata = info.video.extradata
-            astream = None
+            astream, units = None, []
             if audio_template is not None and info.audio is not None:
                 astream = container.add_stream_from_template(audio_template)
-                astream.time_base = Fraction(*info.audio.time_base)
+                atb = Fraction(*info.audio.time_base)
+                astream.time_base = atb
                 astream.codec_context.extradata = info.audio.extradata
+                units = [u for p in audio for u in p.access_units(float(atb))]
             muxed = _video_packets(video, plan, vtb, vstream)
-            shown_at = float(muxed[0].pts * vtb) if muxed and muxed[0].pts else 0.0  # the keyframe's, in the chunk
-            audio_muxed = _audio_packets(audio, plan, astream, shown_at) if astream is not None else []
-            # The muxer interleaves by time; hand it packets in time order so it need not buffer much (in one
-            # call: PyAV loops over a list without a Python call per packet, which counts at ~50 audio units/s).
-            container.mux(sorted(muxed + audio_muxed, key=_mux_order))
+            shown_at = float(muxed[0][1].pts * vtb) if muxed and muxed[0][1].pts else 0.0  # the keyframe's
+            audio_muxed = _audio_packets(units, plan, atb, astream, shown_at) if astream is not None else []
+            # The muxer interleaves by time; hand it packets in time order (then video first) so it need not buffer
+            # much, in one call: PyAV loops over a list without a Python call per packet (~50 audio units a second).
+            container.mux([packet for _, packet in sorted(muxed + audio_muxed, key=itemgetter(0))])
             container.close()
         except av.FFmpegError as exc:
             container.close()
             raise RemuxError(f"muxing failed: {exc}") from None
-        return Remuxed(out.getvalue(), len(video), len(audio_muxed), len(audio) - len(audio_muxed))
-
-
-def _mux_order(packet: av.Packet) -> tuple[float, int]:
-    """Time, then stream: every packet here has its dts and time base set by `_av_packet`."""
-    return float((packet.dts or 0) * (packet.time_base or 1)), packet.stream.index
+        left_out = len(units) - len(audio_muxed) if astream is not None else sum(max(len(p.sizes), 1) for p in audio)
+        return Remuxed(out.getvalue(), len(video), len(audio_muxed), left_out)
 
 
 def _ticks(seconds: float, tb: Fraction) -> int:
@@ -170,7 +170,12 @@ def _ticks(seconds: float, tb: Fraction) -> int:
     return round(Fraction(seconds) / tb)
 
 
-def _video_packets(video: list[Packet], plan: ChunkPlan, tb: Fraction, stream: av.stream.Stream) -> list[av.Packet]:
+# A packet ready to mux with its decode time in seconds (times from the plan, not read back from the av.Packet:
+# PyAV gives its time base as a new Fraction on every read).
+Timed = tuple[float, av.Packet]
+
+
+def _video_packets(video: list[Packet], plan: ChunkPlan, tb: Fraction, stream: av.stream.Stream) -> list[Timed]:
     presented = [p.pts for p in video]
     # Decode times; each packet's presentation offset from it (B-frames) is kept.
     if _all_timed(presented):
@@ -180,7 +185,7 @@ def _video_packets(video: list[Packet], plan: ChunkPlan, tb: Fraction, stream: a
         pts = [t - origin for t in presented]
     else:  # a packet without pts (the first of an RTSP session can be one): place frames by wall time
         dts = pts = [_ticks(p.wall_time - plan.start, tb) for p in video]
-    out = []
+    out, seconds = [], float(tb)
     for i, p in enumerate(video):
         if i + 1 < len(video):
             duration = dts[i + 1] - dts[i]
@@ -189,7 +194,7 @@ def _video_packets(video: list[Packet], plan: ChunkPlan, tb: Fraction, stream: a
             duration = _ticks(plan.end - plan.start, tb) - dts[i]
             if duration <= 0:
                 duration = p.duration or (dts[i] - dts[i - 1] if i else 0)
-        out.append(_av_packet(p.data, pts[i], dts[i], max(duration, 0), tb, p.keyframe, stream))
+        out.append((dts[i] * seconds, _av_packet(p.data, pts[i], dts[i], max(duration, 0), tb, p.keyframe, stream)))
     return out
 
 
@@ -197,15 +202,12 @@ def _all_timed(times: list[int | None]) -> TypeGuard[list[int]]:
     return None not in times
 
 
-def _audio_packets(audio: list[Packet], plan: ChunkPlan, stream: av.stream.Stream,
-                   shown_at: float) -> list[av.Packet]:
+def _audio_packets(audio: list[AccessUnit], plan: ChunkPlan, tb: Fraction, stream: av.stream.Stream,
+                   shown_at: float) -> list[Timed]:
     """`shown_at`: the chunk's time (seconds) at which its first frame, at wall time `plan.start`, is shown."""
-    tb = stream.time_base
-    if tb is None:
-        raise RemuxError("the audio stream has no time base")
     origin = plan.start - shown_at  # the wall time at the chunk's time 0
     first = _ticks(shown_at, tb)
-    out, last_dts = [], -1
+    out, last_dts, seconds = [], -1, float(tb)
     for i, p in enumerate(audio):
         dts = _ticks(p.wall_time - origin, tb)
         if dts < first or dts <= last_dts:
@@ -213,7 +215,7 @@ def _audio_packets(audio: list[Packet], plan: ChunkPlan, stream: av.stream.Strea
         duration = p.duration
         if not duration and i + 1 < len(audio):
             duration = max(_ticks(audio[i + 1].wall_time - origin, tb) - dts, 0)
-        out.append(_av_packet(p.data, dts, dts, duration, tb, True, stream))
+        out.append((dts * seconds, _av_packet(p.data, dts, dts, duration, tb, True, stream)))
         last_dts = dts
     return out
 

@@ -36,7 +36,7 @@ from fractions import Fraction
 import av
 
 from spectare.core.errors import SpectareError
-from spectare.schemas import AudioTrack, Packet, StreamInfo
+from spectare.schemas import AccessUnit, AudioTrack, Packet, StreamInfo
 
 from .fmp4 import Box, boxes, children
 
@@ -71,7 +71,7 @@ class Fragment:
     data: bytes
     wall_times: tuple[float, ...]  # each video frame's capture time (Unix seconds), for latency
     audio_wall_times: tuple[float, ...] = ()  # each audio frame's
-    audio_dropped: int = 0  # audio packets left out (before the stream's start, or going backwards)
+    audio_dropped: int = 0  # audio frames left out (before the stream's start, or going backwards)
 
     @property
     def captured_until(self) -> float:
@@ -223,19 +223,21 @@ class LiveMuxer:
         if not video and not audio:
             raise LiveMuxError("a fragment needs at least one packet of the stream's tracks")
         runs = [self._video_run(video)] if video else []
-        kept: list[Packet] = []
-        if self._audio is not None and audio:
-            run, kept = self._audio.run(audio)
+        units = [(p, unit) for p in audio for unit in p.access_units(self._audio.seconds)] \
+            if self._audio is not None else []
+        kept: list[int] = []
+        if self._audio is not None and units:
+            run, kept = self._audio.run([unit for _, unit in units])
             if run is not None:
                 runs.append(run)
         if not runs:
-            return Fragment(self.session, packets[0].seq, 0, False, b"", (), (), len(audio))
+            return Fragment(self.session, packets[0].seq, 0, False, b"", (), (), len(units))
         self._sequence += 1
-        written = {id(p) for p in (*video, *kept)}
+        written = {id(p) for p in video} | {id(units[i][0]) for i in kept}
         first = next(p for p in packets if id(p) in written)
         return Fragment(self.session, packets[0].seq, len(video), first.track == "video" and first.keyframe,
                         _moof_mdat(self._sequence, runs), tuple(p.wall_time for p in video),
-                        tuple(p.wall_time for p in kept), len(audio) - len(kept))
+                        tuple(units[i][1].wall_time for i in kept), len(units) - len(kept))
 
     def _video_run(self, video: list[Packet]) -> _Run:
         times = []
@@ -270,6 +272,7 @@ class _AudioTimeline:
     def __init__(self, audio: AudioTrack, track: _Track, wall_time: float) -> None:
         self.track_id, self.timescale = track.track_id, track.timescale
         self.time_base = Fraction(*audio.time_base)
+        self.seconds = float(self.time_base)  # of one pts unit
         self.wall_time = wall_time
         self.frame = self._ticks(AAC_FRAME_SAMPLES)
         self._origin: int | None = None  # the pts (in the timescale) at decode time 0
@@ -277,15 +280,14 @@ class _AudioTimeline:
         self._next: int | None = None  # where the packet after the last one kept starts
         self._last_duration = self.frame
 
-    def run(self, audio: list[Packet]) -> tuple[_Run | None, list[Packet]]:
-        """The audio packets' `traf` data (None when none is kept) and the packets kept."""
-        kept: list[tuple[int, Packet]] = []
-        for packet in audio:
-            pts = packet.pts if packet.pts is not None else packet.dts
-            if pts is None:
+    def run(self, audio: list[AccessUnit]) -> tuple[_Run | None, list[int]]:
+        """The access units' `traf` data (None when none is kept) and the positions of those kept."""
+        kept: list[tuple[int, int]] = []  # (decode time, position)
+        for n, unit in enumerate(audio):
+            if unit.pts is None:
                 continue
-            at = self._ticks(pts)
-            by_wall = round((packet.wall_time - self.wall_time) * self.timescale)
+            at = self._ticks(unit.pts)
+            by_wall = round((unit.wall_time - self.wall_time) * self.timescale)
             if self._origin is None or abs(at - self._origin - by_wall) > self.frame:
                 self._origin = at - by_wall
             dts = at - self._origin
@@ -293,21 +295,23 @@ class _AudioTimeline:
                 dts = self._next  # a camera's audio clock rounded to the RTP rate: jitter of a sample or so
             if dts < 0 or (self._last_dts is not None and dts <= self._last_dts):
                 continue  # before the stream's start (a viewer starts at a keyframe), or going backwards
-            kept.append((dts, packet))
+            kept.append((dts, n))
             self._last_dts = dts
-            self._next = dts + (self._ticks(packet.duration) if packet.duration else self.frame)
+            self._next = dts + (self._ticks(unit.duration) if unit.duration else self.frame)
         if not kept:
             return None, []
         samples = []
-        for i, (dts, packet) in enumerate(kept):
+        for i, (dts, n) in enumerate(kept):
+            unit = audio[n]
             if i + 1 < len(kept):
                 duration = kept[i + 1][0] - dts
             else:
-                duration = self._ticks(packet.duration) if packet.duration else self._last_duration
+                duration = self._ticks(unit.duration) if unit.duration else self._last_duration
             self._last_duration = duration or self._last_duration
             # every AAC frame is a sync sample
-            samples.append(struct.pack(">IIIi", duration, len(packet.data), _KEY_SAMPLE, 0))
-        return _Run(self.track_id, kept[0][0], samples, b"".join(p.data for _, p in kept)), [p for _, p in kept]
+            samples.append(struct.pack(">IIIi", duration, len(unit.data), _KEY_SAMPLE, 0))
+        return (_Run(self.track_id, kept[0][0], samples, b"".join(audio[n].data for _, n in kept)),
+                [n for _, n in kept])
 
     def _ticks(self, units: int) -> int:
         return round(units * self.time_base * self.timescale)
