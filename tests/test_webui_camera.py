@@ -8,6 +8,7 @@ scroll; and, last (it stops the camera), a gap shows on the timeline with its la
 and playing at both sizes go to the run's screenshots folder.
 """
 
+import asyncio
 import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -166,9 +167,7 @@ async def test_deep_link_opens_playing_its_moment(browser: Browser, stack: WebSt
 async def test_playback_moves_across_windows(browser: Browser, stack: WebStack):
     """Played from 4 s before a window's end, playback goes on into the next window's playlist (the second video
     element, loaded ahead), with wall times that never go back and never jump: nothing skipped or played twice."""
-    boundary = (int(time.time() - 14) // WINDOW_S) * WINDOW_S
-    await footage_since(stack, time.time() - boundary + 8)
-    boundary = (int(time.time() - 14) // WINDOW_S) * WINDOW_S  # the latest boundary with 10 s of footage after it
+    boundary = await _boundary_inside_footage(stack)
     iso = datetime.fromtimestamp(boundary - 4, ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
     page = await open_view(browser, stack, DESKTOP, f"{VIEW}?t={iso}")
     await eventually(lambda: _started(page), 30, what="recorded playback reporting a playing date")
@@ -184,6 +183,19 @@ async def test_playback_moves_across_windows(browser: Browser, stack: WebStack):
     assert min(steps) >= -0.05, f"playback went back in time: {steps}"
     assert max(steps) < 2.0, f"playback jumped (skipped footage) or stalled: {steps}"
     await page.context.close()
+
+
+async def _boundary_inside_footage(stack: WebStack) -> int:
+    """The latest playlist-window boundary with footage from 8 s before it to 14 s after it, once there is one (a
+    young stack's first boundary may lie before its first chunk: then the next, waited for)."""
+    await footage_since(stack, 1)
+    first = (await stack.footage(CAMERA))["chunks"][0]["start"]
+    boundary = (int(time.time() - 14) // WINDOW_S) * WINDOW_S
+    if boundary - 8 < first:
+        boundary = (int(first + 8) // WINDOW_S + 1) * WINDOW_S
+    while time.time() < boundary + 14:  # recording goes on meanwhile
+        await asyncio.sleep(0.5)
+    return boundary
 
 
 async def test_clip_from_timeline_selection_downloads_and_decodes(browser: Browser, stack: WebStack, tmp_path):

@@ -4,7 +4,7 @@ AAC is copied. G.711 (PCMU/PCMA) is transcoded here, in ingest, with one encoder
 AAC encoder through PyAV, 32 kbit/s at the camera's rate): the bus then carries AAC only, so the segmenter,
 clips, HLS and live all copy it, a chunk rebuilt after a crash is byte-identical (it is made from the same packets),
 and the audio stays continuous across chunk seams (a per-chunk encoder would restart its priming at every seam).
-Its cost (bench/results/recording.md) is under 1 % of a core per camera.
+Its cost (bench/results/recording-audio.md: ~0.5 CPU-s per camera-minute) is under 1 % of a core per camera.
 
 Time: every packet's pts counts samples (time base 1/sample rate) and its wall time is
 `anchor wall + (pts - anchor pts) / rate`. The anchor is the video's (`video_anchor`) when the source puts both
