@@ -244,7 +244,7 @@ async def test_snapshot_image_and_detection_events_work_with_the_cookie(stack, p
         detection = Detection(camera=CAMERA, time=time.time(), label=label, class_id=0, score=score,
                               box=(0.1, 0.2, 0.3, 0.4), model="test", session="s", seq=7)
         await stack.js.publish(names.detections(CAMERA, label), detection.encode())
-    await page.wait_for_function("window.events.length >= 1", timeout=10_000)
+    await page.wait_for_function("() => window.events.length >= 1", timeout=10_000)  # a function: no eval()
     events = await page.evaluate("window.events")
     assert [(e["camera"], e["label"], e["score"]) for e in events] == [(CAMERA, "person", 0.8)]
     assert offenders == []

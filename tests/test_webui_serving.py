@@ -156,6 +156,8 @@ async def test_the_page_runs_in_chromium_under_its_policy(apis, page):
     assert status == 200
     answer = await page.goto(urls["built"] + "/system")
     assert answer is not None and answer.status == 200 and answer.headers["content-security-policy"]
-    await page.wait_for_function("document.querySelector('#app') && document.querySelector('#app').children.length"
-                                 " > 0 && !document.querySelector('.loading')", timeout=30_000)
+    # A function, not an expression: Playwright polls an expression with eval(), which the page's policy refuses
+    # (seen when the app had not rendered at the first look).
+    await page.wait_for_function("() => document.querySelector('#app') && document.querySelector('#app').children"
+                                 ".length > 0 && !document.querySelector('.loading')", timeout=30_000)
     assert not violations, violations
