@@ -135,7 +135,9 @@ async def cluster(camera_clip, tmp_path_factory):
 async def test_streams_and_buckets_are_replicated_on_three_nodes(cluster):
     info = await cluster.js.stream_info(cluster.settings.names.media_stream)
     assert info.config.num_replicas == 3 and info.cluster is not None
-    assert len(info.cluster.replicas or []) == 2 and all(r.current for r in info.cluster.replicas)
+    # A follower under 8 cameras' load may be a message behind at any one look ("current" is false while it lags).
+    await eventually(lambda: every_stream_current(cluster.js), 30, interval=0.5,
+                     what="every stream and bucket at 3 current replicas")
 
 
 async def test_a_the_node_leading_media_killed_costs_no_video(cluster):
@@ -217,21 +219,24 @@ async def test_the_nats_node_started_again_brings_every_stream_back_to_three_rep
         await asyncio.sleep(FAULT_WATCH_S)
     nodes[down].start()
 
-    async def all_current() -> bool:
-        async for name in _stream_names(cluster.js):
-            info = await cluster.js.stream_info(name)
-            replicas = info.cluster.replicas if info.cluster else None
-            if not info.cluster or not info.cluster.leader or len(replicas or []) != 2 \
-                    or not all(r.current for r in replicas or []):
-                return False
-        return True
-
-    await eventually(all_current, 60, interval=1, what="every stream at 3 current replicas")
+    await eventually(lambda: every_stream_current(cluster.js), 60, interval=1,
+                     what="every stream at 3 current replicas")
     began = time.time()
     await asyncio.sleep(SEGMENT_S * 2)
     missing = await cluster.judge(began)
     print(f"\nnode {down} back; every stream at 3 current replicas; missing since {missing}")
     assert all(v == 0 for v in missing.values()), missing
+
+
+async def every_stream_current(js) -> bool:
+    """Whether every stream (KV buckets are streams too) has a leader and two current followers."""
+    async for name in _stream_names(js):
+        info = await js.stream_info(name)
+        replicas = info.cluster.replicas if info.cluster else None
+        if not info.cluster or not info.cluster.leader or len(replicas or []) != 2 \
+                or not all(r.current for r in replicas or []):
+            return False
+    return True
 
 
 async def recording_again(cluster) -> None:
