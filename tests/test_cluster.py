@@ -95,6 +95,17 @@ class Cluster:
                                         capture_output=True, text=True, timeout=60).stderr
                 assert not errors.strip(), f"{segment.key}: {errors[:300]}"
 
+    async def apis_answer(self) -> bool:
+        """Every API replica serves (they start slower than the rest: FastAPI and DuckDB to import)."""
+        async with httpx.AsyncClient(timeout=5, headers={"Authorization": f"Bearer {self.token}"}) as http:
+            for url in self.api_urls:
+                try:
+                    if (await http.get(f"{url}/cameras")).status_code != 200:
+                        return False
+                except httpx.HTTPError:
+                    return False
+        return True
+
     async def media_leader(self) -> str:
         info = await self.js.stream_info(self.settings.names.media_stream)
         assert info.cluster is not None and info.cluster.leader
@@ -125,6 +136,8 @@ async def cluster(camera_clip, tmp_path_factory):
         registered = time.time()
         await eventually(lambda: c.recording_past(registered + SEGMENT_S), 90, interval=1,
                          what="all 8 cameras recording")
+        # The faults are for a running system: none may hit a process still starting.
+        await eventually(c.apis_answer, 60, interval=1, what="both API replicas answering")
         yield c
         await nc.close()
     finally:

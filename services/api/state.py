@@ -11,6 +11,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
+from spectare.core.bus import open_bucket
 from spectare.core.config import Settings
 from spectare.core.indexclient import IndexClient
 from spectare.core.registry import CameraRegistry
@@ -38,7 +39,7 @@ class ApiState:
     async def open(cls, settings: Settings, api: ApiSettings, nc: NATS, per_worker: int) -> "ApiState":
         js = nc.jetstream()
         registry, tokens = await CameraRegistry.open(js, settings), await TokenStore.open(js, settings)
-        leases = await js.key_value(settings.names.leases_bucket)
+        leases = await open_bucket(js, settings, settings.names.leases_bucket)
         sessions = await SessionStore.open(js, settings, tokens)
         return cls(settings, api, nc, js, registry, tokens, leases, per_worker, asyncio.Semaphore(api.concurrent_clips),
                    sessions)

@@ -12,6 +12,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from spectare.core.bus import open_bucket
 from spectare.core.config import Settings
 from spectare.core.errors import SchemaError
 from spectare.schemas import MotionState
@@ -29,7 +30,7 @@ class MotionStore:
 
     @classmethod
     async def open(cls, js: JetStreamContext, settings: Settings) -> "MotionStore":
-        return cls(await js.key_value(settings.names.motion_bucket))
+        return cls(await open_bucket(js, settings, settings.names.motion_bucket))
 
     async def load(self, camera: str) -> tuple[MotionState | None, int | None]:
         """The camera's stored picture and the entry's revision (None, None when there is none)."""

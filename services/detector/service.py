@@ -61,7 +61,7 @@ class Detector:
         js = self.ctx.js
         self.registry = await CameraRegistry.open(js, self.ctx.settings)
         motion = await MotionStore.open(js, self.ctx.settings)
-        tracks = await TrackStore.open(js, self.ctx.settings.names)
+        tracks = await TrackStore.open(js, self.ctx.settings)
         pipeline = Pipeline(self.ctx.settings, self.det, self.model, js, self.s3, motion, tracks, self._camera,
                             self.in_flight, self.stats)
         self.cameras = {c.name: c for c in await self.registry.list()}

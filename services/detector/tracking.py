@@ -23,7 +23,8 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from spectare.core.bus import bucket_keys
+from spectare.core.bus import bucket_keys, open_bucket
+from spectare.core.config import Settings
 from spectare.core.errors import SchemaError
 from spectare.core.logs import LogOnce
 from spectare.schemas import Names, ObjectEvent
@@ -48,8 +49,9 @@ class TrackStore:
         self.log_once = LogOnce(log)
 
     @classmethod
-    async def open(cls, js: JetStreamContext, names: Names) -> "TrackStore":
-        return cls(js, await js.key_value(names.tracks_bucket), names.tracks_bucket)
+    async def open(cls, js: JetStreamContext, settings: Settings) -> "TrackStore":
+        bucket = settings.names.tracks_bucket
+        return cls(js, await open_bucket(js, settings, bucket), bucket)
 
     async def load(self, camera: str) -> tuple[TrackerState, int | None]:
         """The camera's state (empty when there is none) and the entry's revision (None: no entry)."""

@@ -9,7 +9,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import nats
 from nats.aio.client import Client as NATS
@@ -21,9 +22,10 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.errors import BucketNotFoundError, NotFoundError, ServiceUnavailableError
 from nats.js.kv import KeyValue
 
+from spectare.core.backoff import Backoff
 from spectare.core.config import Settings
 from spectare.core.errors import UnreachableError
 from spectare.core.redact import redact
@@ -37,6 +39,10 @@ TRACKER_STATE_TTL_S = 86_400.0  # a camera silent a day forgets its objects (the
 CAMERA_STATUS_TTL_S = 120.0
 LIVE_MARK_TTL_S = 30.0  # spectare.core.live: a live mark not put again within this no longer counts
 SESSION_MAX_TTL_S = 7 * 86_400  # the longest browser session ([api] session_ttl_s); the bucket forgets older ones
+# What JetStream's API answers while it cannot serve: no reply in time, no responder, 503 (no leader yet).
+JETSTREAM_NOT_ANSWERING = (nats.errors.TimeoutError, nats.errors.NoRespondersError, ServiceUnavailableError)
+
+T = TypeVar("T")
 
 
 async def connect(settings: Settings, name: str) -> NATS:
@@ -219,8 +225,36 @@ def kv_configs(settings: Settings) -> list[KeyValueConfig]:
     ]
 
 
+async def patiently(settings: Settings, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+    """`attempt` (idempotent JetStream requests), again while JetStream does not answer, for up to
+    `[nats] jetstream_patience_s`: a cluster that lost a node answers nothing until it has elected a new
+    leader, and a service starting meanwhile must wait for it, not die. One line when it starts waiting."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.nats.jetstream_patience_s
+    pause = Backoff(0.25, 2.0)
+    while True:
+        try:
+            return await attempt()
+        except JETSTREAM_NOT_ANSWERING as exc:
+            detail = str(exc) or type(exc).__name__
+            if loop.time() >= deadline:
+                raise UnreachableError(
+                    f"JetStream at {redact(settings.nats.url)} did not answer {what} within "
+                    f"{settings.nats.jetstream_patience_s:g}s ({detail}); is a majority of the NATS cluster up?"
+                ) from None
+            if pause.attempts == 0:
+                log.warning("JetStream does not answer %s (%s); waiting up to %gs for it (a cluster electing a "
+                            "leader)", what, detail, settings.nats.jetstream_patience_s)
+            await asyncio.sleep(pause.next_delay())
+
+
 async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
-    """Create every stream and KV bucket, or update it to the wanted config. Safe to run concurrently."""
+    """Create every stream and KV bucket, or update it to the wanted config. Safe to run concurrently, and
+    waits for a JetStream that does not answer yet (`patiently`)."""
+    await patiently(settings, "the topology check", lambda: _ensure_topology(js, settings))
+
+
+async def _ensure_topology(js: JetStreamContext, settings: Settings) -> None:
     for config in stream_configs(settings):
         try:
             await js.stream_info(config.name or "")
@@ -254,12 +288,12 @@ async def _update_ttl(js: JetStreamContext, kv: KeyValueConfig, current: float |
 
 async def open_bucket(js: JetStreamContext, settings: Settings, bucket: str) -> KeyValue:
     """A KV bucket of the topology; on a fresh NATS no service has prepared yet, the topology is created first
-    rather than failing."""
+    rather than failing. Waits for a JetStream that does not answer yet (`patiently`)."""
     try:
-        return await js.key_value(bucket)
+        return await patiently(settings, f"opening bucket {bucket}", lambda: js.key_value(bucket))
     except BucketNotFoundError:
         await ensure_topology(js, settings)
-        return await js.key_value(bucket)
+        return await patiently(settings, f"opening bucket {bucket}", lambda: js.key_value(bucket))
 
 
 async def bucket_keys(js: JetStreamContext, bucket: str) -> list[str]:

@@ -72,6 +72,10 @@ class NatsSettings(BaseModel):
     connect_timeout: Annotated[float, Field(gt=0, le=60)] = Field(
         default=3.0, description="seconds to wait for the first connection before failing"
     )
+    jetstream_patience_s: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=60.0, description="seconds a service waits at start for JetStream to answer (a cluster that lost a "
+                                  "node elects a new leader meanwhile) before it exits with one line"
+    )
 
     @property
     def servers(self) -> list[str]:

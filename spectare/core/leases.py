@@ -46,6 +46,7 @@ from nats.js.errors import (
 )
 from nats.js.kv import KeyValue
 
+from spectare.core.bus import open_bucket
 from spectare.core.config import LeaseSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ class LeaseTable:
     @classmethod
     async def open(cls, js: JetStreamContext, settings: Settings, role: str, worker_id: str) -> "LeaseTable":
         """The bucket's own TTL, not this process's setting, paces renewals: they must beat the real expiry."""
-        kv = await js.key_value(settings.names.leases_bucket)
+        kv = await open_bucket(js, settings, settings.names.leases_bucket)
         return cls(kv, role, worker_id, (await kv.status()).ttl or settings.leases.ttl_s)
 
     def _key(self, camera: str) -> str:
